@@ -1,0 +1,165 @@
+"""Input pipeline of SPEC section 1: decode, mix, resample, fix length, log-mel.
+
+Every function here is pure: arrays in, arrays out. Shapes are given as
+(time,) for mono audio and (frames, bands) for spectrograms, the layout of the
+reference code (time on the first axis, frequency on the second).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class AudioError(ValueError):
+    """A file that cannot be turned into a usable clip; the message says why."""
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """Everything that determines the model inputs (part of every cache key)."""
+
+    sample_rate: int = 12000
+    n_samples: int = 350000          # waveform input (~29.2 s)
+    n_frames: int = 1376             # spectrogram input frames
+    n_fft: int = 512
+    hop_length: int = 256
+    n_mels: int = 96
+    f_min: float = 0.0
+    f_max: float = 6000.0
+    amin: float = 1e-10
+    top_db: float = 80.0
+    resampler: str = "soxr_hq"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------- decoding
+
+def decode(path: str | Path) -> tuple[np.ndarray, int]:
+    """Read any file soundfile can (WAV, FLAC, OGG, MP3, AU); return (mono float32 (time,), rate).
+
+    Multichannel audio is averaged to mono. No amplitude normalisation (SPEC 1).
+    Raises AudioError naming the file for unreadable, empty or non-finite audio.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
+        raise AudioError(f"cannot decode {path}: {exc}") from exc
+    if data.shape[0] == 0:
+        raise AudioError(f"{path} contains no samples (zero-length audio)")
+    mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    if not np.all(np.isfinite(mono)):
+        raise AudioError(f"{path} contains NaN or infinite samples")
+    return np.ascontiguousarray(mono, dtype=np.float32), int(rate)
+
+
+def resample(audio: np.ndarray, orig_rate: int, target_rate: int, method: str = "soxr_hq") -> np.ndarray:
+    """Band-limited resampling of (time,) float32 audio (SPEC 1: soxr HQ)."""
+    if orig_rate == target_rate:
+        return audio.astype(np.float32, copy=False)
+    if method == "soxr_hq":
+        import soxr
+
+        out = soxr.resample(audio.astype(np.float32, copy=False), orig_rate, target_rate, quality="HQ")
+    elif method == "polyphase":
+        from math import gcd
+
+        from scipy.signal import resample_poly
+
+        g = gcd(int(orig_rate), int(target_rate))
+        out = resample_poly(audio, target_rate // g, orig_rate // g, window=("kaiser", 14.0))
+    else:
+        raise ValueError(f"unknown resampler {method!r}; use 'soxr_hq' or 'polyphase'")
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def load_clip(path: str | Path, cfg: InputConfig) -> np.ndarray:
+    """Decode, mix to mono and resample one file to cfg.sample_rate: (time,) float32."""
+    audio, rate = decode(path)
+    out = resample(audio, rate, cfg.sample_rate, cfg.resampler)
+    if out.size == 0:
+        raise AudioError(f"{path} is too short to resample ({audio.size} samples at {rate} Hz)")
+    return out
+
+
+# ----------------------------------------------------------------------------- fixed length
+
+def fix_length(x: np.ndarray | torch.Tensor, length: int, axis: int = 0):
+    """Crop from the start, or repeat the whole clip until long enough and then crop (SPEC 1)."""
+    n = x.shape[axis]
+    if n == 0:
+        raise AudioError("cannot repeat-pad an empty clip")
+    if n < length:
+        reps = -(-length // n)
+        if isinstance(x, torch.Tensor):
+            shape = [1] * x.ndim
+            shape[axis] = reps
+            x = x.repeat(*shape)
+        else:
+            x = np.concatenate([x] * reps, axis=axis)
+    index = [slice(None)] * x.ndim
+    index[axis] = slice(0, length)
+    return x[tuple(index)]
+
+
+# ----------------------------------------------------------------------------- spectrograms
+
+def mel_filterbank(cfg: InputConfig, n_fft: int | None = None, n_mels: int | None = None) -> torch.Tensor:
+    """Slaney-scale, Slaney-normalised mel filterbank: (n_fft // 2 + 1, n_mels)."""
+    import torchaudio.functional as AF
+
+    n_fft = n_fft or cfg.n_fft
+    return AF.melscale_fbanks(
+        n_freqs=n_fft // 2 + 1,
+        f_min=cfg.f_min,
+        f_max=cfg.f_max,
+        n_mels=n_mels or cfg.n_mels,
+        sample_rate=cfg.sample_rate,
+        norm="slaney",
+        mel_scale="slaney",
+    )
+
+
+def power_spectrogram(audio: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
+    """|STFT|^2 of (..., time) audio, centred frames with reflect padding: (..., frames, n_fft//2+1)."""
+    window = torch.hann_window(n_fft, dtype=audio.dtype, device=audio.device)
+    if audio.shape[-1] <= n_fft // 2:
+        # reflect padding needs more samples than half a frame: repeat the clip first
+        audio = fix_length(audio, n_fft // 2 + 1, axis=-1)
+    spec = torch.stft(audio, n_fft, hop_length=hop, window=window, center=True,
+                      pad_mode="reflect", return_complex=True)
+    return (spec.real.square() + spec.imag.square()).transpose(-1, -2)
+
+
+def power_to_db(power: torch.Tensor, amin: float, top_db: float | None) -> torch.Tensor:
+    """10*log10(max(amin, S)) with ref 1, floored at max - top_db; max over the whole input (last two axes)."""
+    db = 10.0 * torch.log10(torch.clamp(power, min=amin))
+    if top_db is not None:
+        peak = db.amax(dim=(-2, -1), keepdim=True)
+        db = torch.maximum(db, peak - top_db)
+    return db
+
+
+def log_mel(audio: np.ndarray | torch.Tensor, cfg: InputConfig, fbank: torch.Tensor | None = None) -> torch.Tensor:
+    """Log-mel of a whole clip (time,) -> (frames, n_mels) float32, before cropping."""
+    x = torch.as_tensor(audio, dtype=torch.float32)
+    fbank = mel_filterbank(cfg) if fbank is None else fbank
+    mel = power_spectrogram(x, cfg.n_fft, cfg.hop_length) @ fbank
+    return power_to_db(mel, cfg.amin, cfg.top_db)
+
+
+def logmel_input(audio: np.ndarray, cfg: InputConfig, fbank: torch.Tensor | None = None) -> torch.Tensor:
+    """Model input for spectrogram front-ends: (n_frames, n_mels); the dB floor uses the whole clip."""
+    return fix_length(log_mel(audio, cfg, fbank), cfg.n_frames, axis=0).contiguous()
+
+
+def waveform_input(audio: np.ndarray, cfg: InputConfig) -> torch.Tensor:
+    """Model input for waveform front-ends: (n_samples,), the audio repeated then cropped."""
+    return torch.from_numpy(np.ascontiguousarray(fix_length(audio, cfg.n_samples)))

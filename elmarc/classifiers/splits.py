@@ -1,0 +1,29 @@
+"""Train/evaluate index splits shared by the classifier grids and the protocols."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Split:
+    """Row indices into the feature matrix: fit on ``train``, score on ``eval``.
+
+    role: 'inner' (model selection inside an outer fold), 'outer' (a fold's held-out
+    score), 'valid' or 'test' (predefined splits). outer: the held-out fold, -1 if none.
+    """
+
+    name: str
+    train: np.ndarray
+    eval: np.ndarray
+    outer: int
+    role: str
+
+
+def standardise(train: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Zero mean, unit variance with statistics of the training part only (constant columns kept at 0)."""
+    mean = train.mean(axis=0)
+    std = train.std(axis=0)
+    std[std == 0] = 1.0
+    return (train - mean) / std, (other - mean) / std

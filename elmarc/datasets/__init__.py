@@ -1,0 +1,23 @@
+"""Datasets: each module reads one published layout and says which protocol it implies."""
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+
+from .base import ClipSource, DatasetError
+
+
+def build_dataset(dataset_cfg: DictConfig | dict) -> ClipSource:
+    """Instantiate the dataset config's ``_target_`` (a ``build(**cfg)`` function) into a ClipSource."""
+    from hydra.utils import instantiate
+
+    if not isinstance(dataset_cfg, DictConfig):
+        dataset_cfg = OmegaConf.create(dataset_cfg)
+    source = instantiate(dataset_cfg, _convert_="all")
+    if not isinstance(source, ClipSource):
+        raise TypeError(f"dataset {dataset_cfg.get('name')!r} did not build a ClipSource")
+    if len(source) == 0:
+        raise DatasetError(f"dataset {dataset_cfg.get('name')!r} has no clips under root {source.root!r}")
+    return source
+
+
+__all__ = ["ClipSource", "DatasetError", "build_dataset"]

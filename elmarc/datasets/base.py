@@ -1,0 +1,106 @@
+"""The clip table every dataset produces, and the split/fold facts its protocol needs."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..audio import InputConfig, load_clip
+
+CLIP_COLUMNS = ("clip_id", "path", "label", "fold", "split")
+
+
+class DatasetError(RuntimeError):
+    """A dataset copy that cannot be used as configured; the message says what to fix."""
+
+
+@dataclass
+class ClipSource:
+    """A dataset as elmarc sees it.
+
+    clips: one row per clip with columns
+        clip_id  stable id relative to the root (e.g. 'blues/blues.00029')
+        path     absolute file path ('' for generated clips)
+        label    class name
+        fold     k-fold index (0-based), -1 when the dataset has predefined splits
+        split    'train' / 'valid' / 'test' for predefined splits, '' otherwise
+    scheme: 'predefined' (train/valid/test) or 'folds'.
+    """
+
+    name: str
+    clips: pd.DataFrame
+    scheme: str
+    root: str = ""
+    extra_identity: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        missing = set(CLIP_COLUMNS) - set(self.clips.columns)
+        if missing:
+            raise ValueError(f"clip table of {self.name} lacks columns {sorted(missing)}")
+        if self.scheme not in ("predefined", "folds"):
+            raise ValueError(f"unknown split scheme {self.scheme!r}")
+        self.clips = self.clips.reset_index(drop=True)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.clips["label"].to_numpy()
+
+    def load(self, index: int, cfg: InputConfig) -> np.ndarray:
+        """Resampled mono audio of clip ``index``: (time,) float32 at cfg.sample_rate."""
+        return load_clip(self.clips.at[index, "path"], cfg)
+
+    def identity(self) -> dict:
+        """What makes this dataset's features what they are: name, ids, labels, sizes (not the root)."""
+        h = hashlib.sha256()
+        for row in self.clips.itertuples(index=False):
+            size = Path(row.path).stat().st_size if row.path else 0
+            h.update(f"{row.clip_id}\t{row.label}\t{size}\n".encode())
+        return {"dataset": self.name, "n_clips": len(self), "files_sha256": h.hexdigest(), **self.extra_identity}
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def stratified_folds(labels: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+    """Fold of each item: stratified, shuffled with a fixed seed over the given (sorted) order."""
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = np.full(len(labels), -1, dtype=int)
+    skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for k, (_, test) in enumerate(skf.split(np.zeros(len(labels)), labels)):
+        folds[test] = k
+    return folds
+
+
+def require_root(name: str, root: str | None, layout: str, override: str = "dataset.root") -> Path:
+    """The dataset root as a Path, or a DatasetError that says what is expected and how to set it."""
+    if not root:
+        raise DatasetError(
+            f"dataset {name!r}: no root given.\n  Expected layout under the root:\n{layout}\n"
+            f"  Fix: add {override}=/path/to/your/{name} to the command line."
+        )
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise DatasetError(
+            f"dataset {name!r}: root {str(path)!r} does not exist or is not a directory.\n"
+            f"  Expected layout under the root:\n{layout}\n"
+            f"  Fix: point {override}=... at your local copy of {name}."
+        )
+    return path.resolve()
+
+
+def missing_files_error(name: str, root: Path, missing: list[str], total: int, layout: str) -> DatasetError:
+    shown = "\n".join(f"    {m}" for m in missing[:5])
+    more = f"\n    ... and {len(missing) - 5} more" if len(missing) > 5 else ""
+    return DatasetError(
+        f"dataset {name!r}: {len(missing)} of {total} listed files are missing under root {str(root)!r}:\n"
+        f"{shown}{more}\n  Expected layout under the root:\n{layout}\n"
+        f"  Fix: complete the copy, or point dataset.root=... at a complete one."
+    )

@@ -1,0 +1,189 @@
+"""Extraction stage: a Lightning predict loop that streams each batch's features into the cache.
+
+Batches are fixed ranges of clip indices, so an interrupted run resumes with exactly
+the batches it had not written, and its features equal an uninterrupted run's.
+Audio is decoded and resampled in DataLoader workers, in parallel with the CNN.
+"""
+from __future__ import annotations
+
+import gc
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .audio import AudioError, InputConfig, fix_length, logmel_input, mel_filterbank, waveform_input
+from .cache import FeatureEntry
+from .datasets.base import ClipSource
+from .frontends.base import Frontend
+
+log = logging.getLogger(__name__)
+
+
+class ClipInputs(Dataset):
+    """Model inputs of the clips of ``source``: item -> (clip index, input tensor or None, skip reason)."""
+
+    def __init__(self, source: ClipSource, kind: str, cfg: InputConfig, min_samples: int = 1):
+        self.source, self.kind, self.cfg, self.min_samples = source, kind, cfg, min_samples
+        self._fbank = None
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def make_input(self, audio: np.ndarray) -> torch.Tensor:
+        if self.kind == "waveform":
+            return waveform_input(audio, self.cfg)
+        if self.kind == "logmel":
+            if self._fbank is None:
+                self._fbank = mel_filterbank(self.cfg)
+            return logmel_input(audio, self.cfg, self._fbank)
+        if self.kind == "audio":
+            return torch.from_numpy(audio)
+        raise ValueError(f"unknown input kind {self.kind!r}")
+
+    def __getitem__(self, i: int):
+        try:
+            audio = self.source.load(int(i), self.cfg)
+            if audio.size < self.min_samples:
+                raise AudioError(f"{self.source.clips.at[int(i), 'clip_id']}: {audio.size} samples after resampling")
+            return int(i), self.make_input(audio), ""
+        except AudioError as exc:
+            return int(i), None, str(exc)
+        except Exception as exc:  # one bad clip must not kill a sweep: record it, go on
+            path = self.source.clips.at[int(i), "path"] or self.source.clips.at[int(i), "clip_id"]
+            return int(i), None, f"{path}: {type(exc).__name__}: {exc}"
+
+
+def collate(items):
+    """Split a batch into good inputs and skipped clips; stack fixed-size inputs."""
+    ok = [(i, x) for i, x, r in items if r == ""]
+    skipped = [(i, r) for i, x, r in items if r != ""]
+    index = torch.tensor([i for i, _ in ok], dtype=torch.long)
+    xs = [x for _, x in ok]
+    # fixed-size inputs stack; whole clips of different lengths (mfcc) stay a list
+    inputs = torch.stack(xs) if xs and len({tuple(x.shape) for x in xs}) == 1 else xs
+    return {"index": index, "inputs": inputs, "skipped": skipped}
+
+
+class FixedBatches(Sampler):
+    """A batch sampler over precomputed index lists (Lightning needs a Sampler object, not a list)."""
+
+    def __init__(self, batches: list[list[int]]):
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def fixed_batches(n: int, batch_size: int, done: set[int]) -> list[list[int]]:
+    """Fixed index ranges [k*bs, (k+1)*bs), minus clips already in the cache."""
+    batches = []
+    for start in range(0, n, batch_size):
+        todo = [i for i in range(start, min(start + batch_size, n)) if i not in done]
+        if todo:
+            batches.append(todo)
+    return batches
+
+
+def _lightning():
+    import warnings
+
+    import pytorch_lightning as pl
+
+    # our batch sampler returns every index by construction; Lightning's tips are noise in a sweep log
+    warnings.filterwarnings("ignore", message=".*custom batch sampler.*")
+    warnings.filterwarnings("ignore", message=".*treespec.*")
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
+    from pytorch_lightning.callbacks import BasePredictionWriter
+
+    class FrontendModule(pl.LightningModule):
+        def __init__(self, frontend: Frontend):
+            super().__init__()
+            self.frontend = frontend
+
+        def predict_step(self, batch, batch_idx, dataloader_idx=0):
+            inputs = batch["inputs"]
+            if len(batch["index"]) == 0:
+                feats = np.zeros((0, self.frontend.feature_dim), np.float32)
+            else:
+                feats = self.frontend(inputs).float().cpu().numpy()
+            return {"index": batch["index"].numpy(), "features": feats, "skipped": batch["skipped"]}
+
+        def transfer_batch_to_device(self, batch, device, dataloader_idx):
+            inputs = batch["inputs"]
+            if isinstance(inputs, torch.Tensor):
+                batch["inputs"] = inputs.to(device, non_blocking=True)
+            else:
+                batch["inputs"] = [x.to(device) for x in inputs]
+            return batch
+
+    class ShardWriter(BasePredictionWriter):
+        """Writes every batch's features to the cache as soon as the batch is done."""
+
+        def __init__(self, entry: FeatureEntry):
+            super().__init__(write_interval="batch")
+            self.entry, self.n_written, self.skipped = entry, 0, []
+
+        def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
+            skipped = prediction["skipped"]
+            self.entry.write_shard(prediction["index"], prediction["features"],
+                                   np.array([i for i, _ in skipped], dtype=np.int64), [r for _, r in skipped])
+            for i, r in skipped:
+                log.warning("skipped clip %d: %s", i, r)
+            self.skipped += skipped
+            self.n_written += len(prediction["index"]) + len(skipped)
+            if batch_idx % 16 == 15:
+                gc.collect()  # lightning issue 19398: CPU memory can creep in long predicts
+
+    return pl, FrontendModule, ShardWriter
+
+
+@dataclass
+class ExtractOptions:
+    accelerator: str = "auto"
+    devices: int = 1
+    precision: str = "32-true"
+    batch_size: int = 8
+    num_workers: int = 1
+    progress: bool = True
+
+
+def run_extraction(entry: FeatureEntry, source: ClipSource, frontend: Frontend, input_cfg: InputConfig,
+                   opts: ExtractOptions) -> dict:
+    """Fill ``entry`` with the features of every clip of ``source``; resumes from written shards."""
+    with entry.lock():                       # a concurrent job extracting the same key waits here
+        if entry.is_complete():
+            log.info("features cached at %s: nothing to extract", entry.root)
+            return {"cached": True, "extracted": 0, "seconds": 0.0}
+        entry.begin()
+        done = entry.covered()
+        batches = fixed_batches(len(source), opts.batch_size, done)
+        if done:
+            log.info("resuming %s: %d of %d clips already in the cache", entry.key, len(done), len(source))
+        t0 = time.perf_counter()
+        n_todo = sum(len(b) for b in batches)
+        if batches:
+            pl, FrontendModule, ShardWriter = _lightning()
+            data = ClipInputs(source, frontend.input_kind, input_cfg)
+            loader = DataLoader(data, batch_sampler=FixedBatches(batches), collate_fn=collate,
+                                num_workers=opts.num_workers, persistent_workers=False,
+                                prefetch_factor=2 if opts.num_workers > 0 else None)
+            writer = ShardWriter(entry)
+            trainer = pl.Trainer(
+                accelerator=opts.accelerator, devices=opts.devices, precision=opts.precision,
+                logger=False, enable_checkpointing=False, enable_model_summary=False,
+                enable_progress_bar=opts.progress, callbacks=[writer], inference_mode=True,
+            )
+            trainer.predict(FrontendModule(frontend), dataloaders=loader, return_predictions=False)
+        seconds = time.perf_counter() - t0
+        entry.finalize(source.clips, frontend.feature_dim,
+                       {"extract_seconds": round(seconds, 3), "clips_per_second": round(n_todo / max(seconds, 1e-9), 3)})
+        info = entry.info()
+        log.info("extracted %d clips in %.1f s (%d skipped) -> %s", n_todo, seconds, info["n_skipped"], entry.root)
+        return {"cached": False, "extracted": n_todo, "seconds": seconds}

@@ -1,0 +1,41 @@
+"""Random-weight CNN front-ends (SPEC section 2) and how they are built from config."""
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from .base import Frontend, init_random_
+
+WIDTHS = ("small", "large")
+
+
+def resolve_nf(frontend_cfg: DictConfig | dict, width: str) -> int | None:
+    """Filters per layer for this width, or None for front-ends without a width (mfcc)."""
+    if width not in WIDTHS:
+        raise ValueError(f"features.width={width!r} is not allowed; use one of {list(WIDTHS)}")
+    widths = frontend_cfg.get("widths")
+    if widths is None:
+        return None
+    if width not in widths:
+        raise ValueError(f"frontend {frontend_cfg.get('name')!r} defines no width {width!r} (has {list(widths)})")
+    return int(widths[width])
+
+
+def build_frontend(frontend_cfg: DictConfig | dict, width: str, seed: int) -> Frontend:
+    """Instantiate ``frontend_cfg.model`` with the width's nf and SPEC's seeded random init."""
+    from hydra.utils import instantiate
+
+    if not isinstance(frontend_cfg, DictConfig):
+        frontend_cfg = OmegaConf.create(frontend_cfg)
+    nf = resolve_nf(frontend_cfg, width)
+    kwargs: dict[str, Any] = {} if nf is None else {"nf": nf}
+    model = instantiate(frontend_cfg.model, **kwargs, _convert_="all")
+    if not isinstance(model, Frontend):
+        raise TypeError(f"frontend {frontend_cfg.get('name')!r}: {type(model).__name__} is not an elmarc Frontend")
+    return init_random_(model, seed)
+
+
+def has_weights(model: Frontend) -> bool:
+    """Front-ends without parameters (mfcc) give the same features for every seed."""
+    return any(True for _ in model.parameters())

@@ -1,0 +1,45 @@
+"""The MFCC baseline (SPEC section 2, last row): 120 statistics of the whole clip."""
+from __future__ import annotations
+
+import torch
+
+from ..audio import InputConfig, fix_length, mel_filterbank, power_spectrogram, power_to_db
+from .base import Frontend
+
+
+class MFCC(Frontend):
+    """20 MFCCs + delta + delta-delta; mean and std of each over time -> 120 values.
+
+    Layout of the vector: [mean(mfcc), std(mfcc), mean(d), std(d), mean(dd), std(dd)],
+    20 values each. Standard deviations are population (ddof 0).
+    """
+
+    input_kind = "audio"
+
+    def __init__(self, n_mfcc: int = 20, n_fft: int = 2048, hop_length: int = 512, n_mels: int = 128,
+                 sample_rate: int = 12000, f_min: float = 0.0, f_max: float = 6000.0,
+                 amin: float = 1e-10, top_db: float = 80.0):
+        super().__init__()
+        import torchaudio.functional as AF
+
+        cfg = InputConfig(sample_rate=sample_rate, f_min=f_min, f_max=f_max)
+        self.n_fft, self.hop, self.amin, self.top_db = n_fft, hop_length, amin, top_db
+        self.register_buffer("fbank", mel_filterbank(cfg, n_fft=n_fft, n_mels=n_mels), persistent=False)
+        self.register_buffer("dct", AF.create_dct(n_mfcc, n_mels, norm="ortho"), persistent=False)
+        self.feature_dim = 6 * n_mfcc
+
+    def clip_features(self, audio: torch.Tensor) -> torch.Tensor:
+        """(time,) -> (120,)"""
+        if audio.shape[-1] < self.n_fft:
+            audio = fix_length(audio, self.n_fft, axis=-1)
+        mel = power_spectrogram(audio, self.n_fft, self.hop) @ self.fbank
+        coeffs = power_to_db(mel, self.amin, self.top_db) @ self.dct     # (frames, n_mfcc)
+        delta = torch.diff(coeffs, dim=0)
+        delta2 = torch.diff(delta, dim=0)
+        stats = []
+        for m in (coeffs, delta, delta2):
+            stats += [m.mean(dim=0), m.std(dim=0, unbiased=False)]
+        return torch.cat(stats)
+
+    def forward(self, clips: list[torch.Tensor]) -> torch.Tensor:
+        return torch.stack([self.clip_features(c) for c in clips])

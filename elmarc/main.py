@@ -1,0 +1,36 @@
+"""Thin Hydra entry point: ``python -m elmarc.main [-m] dataset=... frontend=... features=... classifier=...``."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+log = logging.getLogger("elmarc")
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from .datasets.base import DatasetError
+    from .pipeline import run_job
+
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        status = run_job(cfg, out_dir)
+    except (DatasetError, ValueError) as exc:
+        # a user mistake: one clear message, no traceback from deep inside
+        log.error("%s", exc)
+        print(f"\nelmarc: error: {exc}", file=sys.stderr)
+        if HydraConfig.get().mode.name == "RUN":
+            sys.exit(2)
+        raise
+    log.info("job written to %s", out_dir)
+    return status.get("accuracy")
+
+
+if __name__ == "__main__":
+    main()

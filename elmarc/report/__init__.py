@@ -1,0 +1,61 @@
+"""Report stage: reads only result rows, writes report.md, results.csv, summary.csv and PNG charts."""
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from .stats import GROUP, pairwise_pvalues, run_accuracies, summarise
+from .tables import gather, markdown, pct
+
+log = logging.getLogger(__name__)
+
+
+def write_report(root: str | Path, print_summary: bool = True) -> Path:
+    """Aggregate every job below ``root`` (one run folder or a multirun folder)."""
+    from .plots import bar_chart
+
+    root = Path(root)
+    rows, jobs, skipped = gather(root)
+    plots: list[Path] = []
+    summary = pd.DataFrame()
+    pvalues: dict = {}
+    if len(rows):
+        rows.to_csv(root / "results.csv", index=False) if len(jobs) > 1 or (root / "results.csv").is_file() is False else None
+        runs = run_accuracies(rows)
+        summary = summarise(runs)
+        pvalues = pairwise_pvalues(runs)
+        summary.to_csv(root / "summary.csv", index=False)
+        for key, g in summary.groupby(["dataset", "width", "protocol", "standardize"], dropna=False):
+            ds, width, protocol, std = key
+            tag = "std" if str(std).lower() == "true" else "raw"
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"plot_{ds}_{width}_{protocol}_{tag}.png")
+            title = f"{ds} · {width} · {protocol} · {'standardised' if tag == 'std' else 'as extracted'}"
+            plots.append(bar_chart(g, title, root / name))
+    text = markdown(summary, jobs, skipped, root, pvalues, plots) if len(summary) else (
+        "# elmarc report\n\nNo result rows found under this folder.\n")
+    (root / "report.md").write_text(text)
+    if print_summary:
+        print(console_table(summary, jobs))
+        print(f"\nreport written to {root / 'report.md'}")
+    return root / "report.md"
+
+
+def console_table(summary: pd.DataFrame, jobs: pd.DataFrame) -> str:
+    if not len(summary):
+        return "no results"
+    lines = []
+    for key, g in summary.groupby(GROUP, dropna=False):
+        k = dict(zip(GROUP, key))
+        lines.append(f"\n{k['dataset']} | width {k['width']} | {k['classifier']} | {k['protocol']}"
+                     f" | {'standardised' if str(k['standardize']).lower() == 'true' else 'as extracted'}")
+        for _, r in g.sort_values("mean", ascending=False).iterrows():
+            mark = "*" if r.tied_with_best else " "
+            std = pct(r["std"]) or "n/a"
+            lines.append(f"  {mark} {r.frontend:<18} {pct(r['mean']):>6} ± {std:<6} (seeds {r.n_seeds})")
+    bad = jobs[jobs.status != "ok"] if len(jobs) else jobs
+    if len(bad):
+        lines.append(f"\n{len(bad)} job(s) failed or unfinished: " + ", ".join(bad.job))
+    return "\n".join(lines)

@@ -1,0 +1,39 @@
+"""Bar charts in the style of the paper's figures: a bar per front-end x classifier, error bars over seeds."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def bar_chart(summary: pd.DataFrame, title: str, path: Path) -> Path:
+    """summary rows of one dataset x width x protocol x standardize (both classifiers)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    classifiers = sorted(summary["classifier"].unique())
+    order = (summary[summary.frontend != "mfcc"].groupby("frontend")["mean"].max()
+             .sort_values(ascending=False).index.tolist())
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(order) + 2), 4.2))
+    width = 0.8 / max(len(classifiers), 1)
+    x = np.arange(len(order))
+    for k, clf in enumerate(classifiers):
+        d = summary[summary.classifier == clf].set_index("frontend").reindex(order)
+        ax.bar(x + (k - (len(classifiers) - 1) / 2) * width, 100 * d["mean"], width,
+               yerr=100 * d["std"].fillna(0), capsize=3, label=clf.upper())
+    mfcc = summary[(summary.frontend == "mfcc")]
+    for _, row in mfcc.iterrows():
+        ax.axhline(100 * row["mean"], linestyle="--", color="k" if row["classifier"] == "svm" else "gray",
+                   label=f"MFCC + {row['classifier'].upper()}")
+    ax.set_xticks(x, order, rotation=30, ha="right")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,116 @@
+"""Gathering result rows from run folders and writing the markdown report."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .paper import paper_accuracy
+from .stats import ALPHA, GROUP
+
+
+def job_dirs(root: Path) -> list[Path]:
+    """Folders of single jobs below root: those Hydra wrote a .hydra folder into, or with a status.json."""
+    found = {p.parent for p in root.rglob(".hydra") if p.is_dir()}
+    found |= {p.parent for p in root.rglob("status.json")}
+    return sorted(found)
+
+
+def gather(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(result rows, job table with status, skipped clips) of every job below root."""
+    rows, jobs, skipped = [], [], []
+    for d in job_dirs(root):
+        status = {"status": "not finished"}
+        if (d / "status.json").is_file():
+            status = json.loads((d / "status.json").read_text())
+        res = d / "results.csv"
+        n_rows = 0
+        if res.is_file():
+            t = pd.read_csv(res, keep_default_na=False, dtype={"fold": str, "setting": str})
+            t["job"] = str(d.relative_to(root)) if d != root else "."
+            rows.append(t)
+            n_rows = len(t)
+        if (d / "skipped.csv").is_file():
+            s = pd.read_csv(d / "skipped.csv", keep_default_na=False)
+            if len(s):
+                s["job"] = str(d.relative_to(root)) if d != root else "."
+                skipped.append(s)
+        jobs.append({"job": str(d.relative_to(root)) if d != root else ".", "status": status.get("status"),
+                     "overrides": " ".join(status.get("overrides", [])), "error": status.get("error", ""),
+                     "result_rows": n_rows})
+    cat = lambda xs: pd.concat(xs, ignore_index=True) if xs else pd.DataFrame()
+    return cat(rows), pd.DataFrame(jobs), cat(skipped)
+
+
+def pct(x) -> str:
+    return "" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{100 * x:.2f}"
+
+
+def fmt_p(p) -> str:
+    if p is None or (isinstance(p, float) and np.isnan(p)):
+        return "n/a"
+    return "<0.001" if p < 1e-3 else f"{p:.3f}"
+
+
+def group_title(key: dict) -> str:
+    std = "standardised features" if str(key["standardize"]).lower() == "true" else "features as extracted"
+    return f"{key['dataset']} · width {key['width']} · {key['classifier'].upper()} · protocol {key['protocol']} · {std}"
+
+
+def markdown(summary: pd.DataFrame, jobs: pd.DataFrame, skipped: pd.DataFrame, root: Path,
+             pvalues: dict, plots: list[Path]) -> str:
+    lines = [f"# elmarc report", "", f"Sweep: `{root}`", ""]
+    n_ok = int((jobs["status"] == "ok").sum()) if len(jobs) else 0
+    lines += [f"Jobs: {len(jobs)} ({n_ok} ok, {len(jobs) - n_ok} failed or unfinished). "
+              f"Accuracy in %, mean ± std over seeds (each seed: mean over folds). "
+              f"p: two-sample t-test against the best front-end of the table; "
+              f"**bold** = best or not significantly different from it (p > {ALPHA}).", ""]
+    for key, g in summary.groupby(GROUP, dropna=False, sort=True):
+        k = dict(zip(GROUP, key))
+        lines += [f"## {group_title(k)}", ""]
+        lines += ["| front-end | accuracy % | seeds | p vs best | on grid edge | paper % | ours − paper |",
+                  "|---|---|---|---|---|---|---|"]
+        for _, r in g.sort_values("mean", ascending=False).iterrows():
+            paper = paper_accuracy(k["dataset"], r.frontend, k["classifier"], k["width"])
+            name = f"**{r.frontend}**" if r.tied_with_best else r.frontend
+            acc = f"{pct(r['mean'])} ± {pct(r['std']) or 'n/a'}"
+            diff = "" if paper is None else f"{100 * r['mean'] - paper:+.2f}"
+            edge = f"{100 * r.on_grid_edge:.0f}%" if not np.isnan(r.on_grid_edge) else ""
+            lines.append(f"| {name} | {acc} | {r.n_seeds} | {fmt_p(r.p_vs_best)} | {edge} | "
+                         f"{'' if paper is None else f'{paper:.1f}'} | {diff} |")
+        mfcc = g[g.frontend == "mfcc"]
+        if len(mfcc):
+            lines += ["", f"MFCC baseline: {pct(mfcc['mean'].iloc[0])}%."]
+        best = g.loc[g["mean"].idxmax()]
+        tied = sorted(g.loc[g.tied_with_best & ~g.best, "frontend"])
+        lines += ["", f"Best: **{best.frontend}** ({pct(best['mean'])}%)"
+                  + (f"; not significantly different: {', '.join(tied)}." if tied else "."), ""]
+        mat = pvalues.get(key)
+        if mat is not None and len(mat) > 1:
+            lines += ["<details><summary>pairwise p-values</summary>", "",
+                      "| | " + " | ".join(mat.columns) + " |", "|---" * (len(mat.columns) + 1) + "|"]
+            for a in mat.index:
+                lines.append(f"| {a} | " + " | ".join(fmt_p(mat.loc[a, b]) for b in mat.columns) + " |")
+            lines += ["", "</details>", ""]
+    if plots:
+        lines += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
+    bad = jobs[jobs["status"] != "ok"] if len(jobs) else jobs
+    lines += ["## Jobs not in the tables", ""]
+    if len(bad):
+        lines += ["| job | status | overrides | error |", "|---|---|---|---|"]
+        for _, j in bad.iterrows():
+            lines.append(f"| {j.job} | {j.status} | `{j.overrides}` | {str(j.error).splitlines()[0][:200] if j.error else ''} |")
+    else:
+        lines.append("None: every job finished.")
+    lines += ["", "## Skipped clips", ""]
+    if len(skipped):
+        uniq = skipped.drop_duplicates(subset=["clip_id", "reason"])
+        lines.append(f"{len(uniq)} clips could not be used (listed in each job's skipped.csv):")
+        lines += [f"- `{r.clip_id}`: {r.reason}" for _, r in uniq.head(20).iterrows()]
+        if len(uniq) > 20:
+            lines.append(f"- ... and {len(uniq) - 20} more")
+    else:
+        lines.append("None.")
+    return "\n".join(lines) + "\n"
