@@ -71,13 +71,19 @@ class ELMClassifier(ClassifierMixin, BaseEstimator):
         self.beta_ = output_weights(H, signed_targets(y_index, len(self.classes_)))
         return self
 
-    def decision_function(self, X) -> np.ndarray:
+    def _outputs(self, X) -> np.ndarray:
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False)
         return hidden_layer(X, self.W_, self.b_) @ self.beta_
 
+    def decision_function(self, X) -> np.ndarray:
+        """(n_samples, n_classes) outputs; (n_samples,) = output[1] - output[0] for two classes (sklearn convention)."""
+        out = self._outputs(X)
+        return out[:, 1] - out[:, 0] if out.shape[1] == 2 else out
+
     def predict(self, X) -> np.ndarray:
-        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+        out = self._outputs(X)                      # checks fitted-ness before classes_ is read
+        return self.classes_[np.argmax(out, axis=1)]
 
 
 class ELMGrid:

@@ -1,0 +1,65 @@
+"""The t-test table on fabricated result rows equals values computed independently."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from elmarc.report import write_report
+from elmarc.report.stats import run_accuracies, summarise
+
+
+def student_t_p(a, b):
+    """Two-sided Student t-test from the textbook formulas (scipy only for the t CDF)."""
+    from scipy.special import stdtr
+
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    na, nb = len(a), len(b)
+    sp2 = ((na - 1) * a.var(ddof=1) + (nb - 1) * b.var(ddof=1)) / (na + nb - 2)
+    t = (a.mean() - b.mean()) / math.sqrt(sp2 * (1 / na + 1 / nb))
+    return 2 * stdtr(na + nb - 2, -abs(t))
+
+
+def fabricated_rows():
+    per_seed = {"vgg": [0.60, 0.62, 0.61], "timbral": [0.59, 0.63, 0.60], "7x96": [0.45, 0.46, 0.44],
+                "mfcc": [0.53, 0.53, 0.53]}
+    rows = []
+    for fe, accs in per_seed.items():
+        for seed, acc in enumerate(accs):
+            for fold, delta in enumerate((-0.01, 0.0, 0.01)):        # fold mean = acc
+                rows.append({"dataset": "gtzan", "frontend": fe, "width": "large", "classifier": "svm",
+                             "protocol": "paper", "standardize": False, "seed": seed, "fold": str(fold),
+                             "accuracy": acc + delta, "on_grid_edge": fold == 0, "capped_fits": 0})
+    return pd.DataFrame(rows), per_seed
+
+
+def test_summary_matches_independent_ttests():
+    rows, per_seed = fabricated_rows()
+    s = summarise(run_accuracies(rows)).set_index("frontend")
+    assert s.loc["vgg", "best"]
+    for fe, accs in per_seed.items():
+        assert s.loc[fe, "mean"] == pytest.approx(np.mean(accs))
+        assert s.loc[fe, "std"] == pytest.approx(np.std(accs, ddof=1))
+        if fe != "vgg":
+            assert s.loc[fe, "p_vs_best"] == pytest.approx(student_t_p(per_seed["vgg"], accs), rel=1e-9)
+    assert s.loc["timbral", "tied_with_best"] and not s.loc["7x96", "tied_with_best"]
+    assert not s.loc["mfcc", "tied_with_best"]
+    assert s.loc["vgg", "on_grid_edge"] == pytest.approx(1 / 3)
+
+
+def test_report_files_and_paper_column(tmp_path):
+    rows, _ = fabricated_rows()
+    job = tmp_path / "0"
+    job.mkdir()
+    rows.to_csv(job / "results.csv", index=False)
+    (job / "status.json").write_text('{"status": "ok", "overrides": ["frontend=vgg"]}')
+    failed = tmp_path / "1"
+    failed.mkdir()
+    (failed / "status.json").write_text('{"status": "failed", "overrides": ["frontend=bad"], "error": "ValueError: boom"}')
+    write_report(tmp_path, print_summary=False)
+    text = (tmp_path / "report.md").read_text()
+    assert "| **vgg** | 61.00 ± 1.00 | 3 |" in text
+    assert "| 59.6 | +1.40 |" in text                      # the paper's GTZAN VGG SVM figure, and ours - paper
+    assert "frontend=bad" in text and "ValueError: boom" in text
+    assert (tmp_path / "plot_gtzan_large_paper_raw.png").is_file()
+    assert len(pd.read_csv(tmp_path / "results.csv")) == len(rows)
