@@ -5,14 +5,22 @@ BIN     := $(VENV)/bin
 PYTHON  := $(BIN)/python
 STAMP   := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
-export HYDRA_FULL_ERROR := 0
 
-# front-ends of the quick-start report (all ten + the MFCC baseline)
-RUN_FRONTENDS ?= mfcc,7x96,7x86,vgg,timbral,temporal,timbral_temporal,timbral_time,sample_level,frame_level,frame_level_many
-ROOT    ?=
+ALL_FRONTENDS   := mfcc,7x96,7x86,vgg,timbral,temporal,timbral_temporal,timbral_time,sample_level,frame_level,frame_level_many
+MUSIC_FRONTENDS := mfcc,7x96,7x86,vgg,timbral,temporal,timbral_temporal,sample_level,frame_level,frame_level_many
+SOUND_FRONTENDS := mfcc,7x96,7x86,vgg,timbral,timbral_time,sample_level,frame_level,frame_level_many
 SEEDS   ?= 0,1,2
+WIDTHS  ?= small,large
+STAMPNOW = $(shell date +%Y-%m-%d/%H-%M-%S)
+# the sweep axes that the classifier stage adds on top of the cached features
+STUDY   := classifier=svm,elm classify.standardize=false,true extract.progress=false
 
-.PHONY: install run test bench bench-classify describe clean paper paper-gtzan paper-ballroom paper-us8k paper-esc10
+GTZAN_ROOT    ?=
+BALLROOM_ROOT ?=
+US8K_ROOT     ?=
+ESC10_ROOT    ?= ../shared/data/esc10
+
+.PHONY: install run test bench bench-classify describe clean paper paper-gtzan paper-ballroom paper-us8k paper-esc10 esc10-small
 
 install: $(STAMP)
 
@@ -21,11 +29,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-# The main job: every front-end on the embedded synthetic rhythm task, SVM + ELM, then the report.
+# The main job: every front-end on both embedded synthetic tasks, SVM + ELM, 3 seeds, then the report.
 run: install
-	$(PYTHON) -m elmarc.main -m dataset=synthetic dataset.task=rhythm features=small \
-	  frontend=$(RUN_FRONTENDS) classifier=svm,elm hydra.sweep.dir=multirun/quickstart extract.progress=false
-	$(PYTHON) -m elmarc.report multirun/quickstart
+	@dir=multirun/run-$$(date +%Y%m%d-%H%M%S); \
+	$(PYTHON) -m elmarc.main -m dataset=synthetic dataset.task=rhythm,timbre features=small \
+	  frontend=$(ALL_FRONTENDS) seed=$(SEEDS) classifier=svm,elm extract.progress=false \
+	  hydra.sweep.dir=$$dir || { $(PYTHON) -m elmarc.report $$dir; exit 1; }
 
 test: install
 	$(PYTHON) -m pytest -q
@@ -33,5 +42,40 @@ test: install
 describe: install
 	$(PYTHON) -m elmarc.describe
 
+bench: install
+	$(PYTHON) -m elmarc.bench
+
+bench-classify: install
+	$(PYTHON) -m elmarc.bench --only classify
+
+# --- the paper's sweeps: make paper-gtzan GTZAN_ROOT=/data/gtzan ------------------------------
+# every front-end the paper used for the dataset x both widths x SVM and ELM x 3 seeds, features
+# as extracted and standardised, the paper protocol and the nested one; ends with the report.
+define sweep
+	@test -n "$(2)" || { echo "set $(3)=/path/to/your/copy"; exit 2; }
+	@dir=multirun/paper-$(1)-$(STAMPNOW); \
+	$(PYTHON) -m elmarc.main -m dataset=$(1) dataset.root=$(2) frontend=$(4) features=$(WIDTHS) \
+	  seed=$(SEEDS) $(STUDY) $(5) hydra.sweep.dir=$$dir $(EXTRA) ; status=$$?; \
+	$(PYTHON) -m elmarc.report $$dir; exit $$status
+endef
+
+paper-gtzan: install
+	$(call sweep,gtzan,$(GTZAN_ROOT),GTZAN_ROOT,$(MUSIC_FRONTENDS),protocol=predefined)
+
+paper-ballroom: install
+	$(call sweep,ballroom,$(BALLROOM_ROOT),BALLROOM_ROOT,$(MUSIC_FRONTENDS),protocol=paper,nested)
+
+paper-us8k: install
+	$(call sweep,urbansound8k,$(US8K_ROOT),US8K_ROOT,$(SOUND_FRONTENDS),protocol=paper,nested)
+
+paper-esc10: install
+	$(call sweep,esc10,$(ESC10_ROOT),ESC10_ROOT,$(SOUND_FRONTENDS),protocol=paper,nested)
+
+paper: paper-gtzan paper-ballroom paper-us8k
+
+# the ESC-10 study at the small width only (minutes on 2 cores)
+esc10-small: WIDTHS = small
+esc10-small: paper-esc10
+
 clean:
-	rm -rf cache outputs multirun/quickstart .pytest_cache
+	rm -rf cache outputs .pytest_cache

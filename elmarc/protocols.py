@@ -19,7 +19,10 @@ PROTOCOLS = ("predefined", "paper", "nested")
 
 def resolve_protocol(name: str, scheme: str, default: str) -> str:
     """'auto' -> the dataset's natural protocol; and refuse a protocol the splits cannot serve."""
-    chosen = default if name == "auto" else name
+    if name == "auto":   # the dataset's natural protocol, or the one its splits allow
+        chosen = "predefined" if scheme == "predefined" else (default if default != "predefined" else "paper")
+    else:
+        chosen = name
     if chosen not in PROTOCOLS:
         raise ValueError(f"protocol={chosen!r} is not allowed; use one of {['auto', *PROTOCOLS]}")
     if scheme == "predefined" and chosen != "predefined":

@@ -155,3 +155,19 @@ def test_7x86_is_more_pitch_invariant_than_7x96(frontend_configs):
             diffs.append(((ref - moved).norm() / ref.norm()).item())
         ratios[name] = np.mean(diffs)
     assert ratios["7x86"] < 0.5 * ratios["7x96"], ratios
+
+
+def test_describe_counts_macs_from_the_model():
+    from elmarc.describe import describe
+
+    table = describe().set_index(["frontend", "width"])
+    # closed forms: 7x96 = 1370 frames x (7 x 96) x nf; 7x86 adds 11 frequency positions
+    assert table.loc[("7x96", "large"), "macs_per_clip"] == 1370 * 7 * 96 * 3585
+    assert table.loc[("7x86", "small"), "macs_per_clip"] == 1370 * 11 * 7 * 86 * 160
+    assert table.loc[("vgg", "large"), "parameters"] == 9 * 717 + 4 * 9 * 717 * 717
+    for (name, width), dim in {("sample_level", "small"): 161, ("timbral", "large"): 3584,
+                               ("mfcc", "any"): 120}.items():
+        assert table.loc[(name, width), "feature_dim"] == dim
+    # SPEC section 6 orders of magnitude
+    assert 8e10 < table.loc[("vgg", "large"), "macs_per_clip"] < 9e10
+    assert 1.5e11 < table.loc[("frame_level", "large"), "macs_per_clip"] < 1.7e11

@@ -8,11 +8,18 @@ from .base import ClipSource, DatasetError
 
 def build_dataset(dataset_cfg: DictConfig | dict) -> ClipSource:
     """Instantiate the dataset config's ``_target_`` (a ``build(**cfg)`` function) into a ClipSource."""
+    from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
     if not isinstance(dataset_cfg, DictConfig):
         dataset_cfg = OmegaConf.create(dataset_cfg)
-    source = instantiate(dataset_cfg, _convert_="all")
+    try:
+        source = instantiate(dataset_cfg, _convert_="all")
+    except InstantiationException as exc:
+        # Hydra wraps the loader's own error; the user needs that message, not the wrapper's
+        if isinstance(exc.__cause__, (DatasetError, ValueError)):
+            raise exc.__cause__ from None
+        raise
     if not isinstance(source, ClipSource):
         raise TypeError(f"dataset {dataset_cfg.get('name')!r} did not build a ClipSource")
     if len(source) == 0:

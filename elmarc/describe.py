@@ -1,0 +1,93 @@
+"""python -m elmarc.describe: feature length, parameters and multiply-accumulates per clip of every front-end.
+
+Counted from the models themselves on the paper's inputs (350 000 samples; 1376 x 96 log-mel),
+on PyTorch's meta device (shapes only, no arithmetic), so it takes seconds at any width.
+MACs are those of the convolutions (direct convolution, the cost of everything else is small);
+the MFCC baseline has no convolution (n/a).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import pandas as pd
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from .frontends import build_frontend
+
+CONF = Path(__file__).resolve().parents[1] / "conf" / "frontend"
+
+
+def conv_macs(model: nn.Module, example: torch.Tensor) -> int:
+    """Multiply-accumulates of every Conv1d/Conv2d for one input (batch 1), by forward hooks."""
+    total = 0
+
+    def hook(module, inputs, output):
+        nonlocal total
+        per_output = module.in_channels // module.groups * math.prod(module.kernel_size)
+        total += int(output.numel() // output.shape[0]) * per_output
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d))]
+    try:
+        model(example)
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def paper_example(kind: str, device: str = "meta") -> torch.Tensor:
+    if kind == "waveform":
+        return torch.zeros(1, 350000, device=device)
+    return torch.zeros(1, 1376, 96, device=device)
+
+
+def frontend_configs(conf_dir: Path = CONF) -> dict:
+    return {p.stem: OmegaConf.load(p) for p in sorted(conf_dir.glob("*.yaml"))}
+
+
+def describe(configs: dict | None = None) -> pd.DataFrame:
+    rows = []
+    for name, cfg in (configs or frontend_configs()).items():
+        widths = ["small", "large"] if cfg.get("widths") else ["any"]
+        for width in widths:
+            model = build_frontend(cfg, "small" if width == "any" else width, seed=0)
+            params = sum(p.numel() for p in model.parameters())
+            if model.input_kind == "audio":
+                macs = None
+            else:
+                macs = conv_macs(model.to("meta"), paper_example(model.input_kind))
+            rows.append({"frontend": name, "width": width, "input": model.input_kind,
+                         "nf": cfg.widths[width] if width != "any" else None,
+                         "feature_dim": model.feature_dim, "parameters": params, "macs_per_clip": macs})
+    return pd.DataFrame(rows)
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    lines = ["| front-end | width | input | nf | features | parameters | MACs / clip |",
+             "|---|---|---|---|---|---|---|"]
+    for r in df.itertuples():
+        macs = "n/a" if r.macs_per_clip is None or pd.isna(r.macs_per_clip) else f"{float(r.macs_per_clip):.3g}"
+        nf = "" if r.nf is None or pd.isna(r.nf) else int(r.nf)
+        lines.append(f"| {r.frontend} | {r.width} | {r.input} | {nf} | {r.feature_dim} | {r.parameters:,} | {macs} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m elmarc.describe", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--conf", type=Path, default=CONF, help="folder of front-end configs")
+    ap.add_argument("--csv", type=Path, help="also write the table as CSV")
+    args = ap.parse_args(argv)
+    df = describe(frontend_configs(args.conf))
+    print(to_markdown(df))
+    if args.csv:
+        df.to_csv(args.csv, index=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
