@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 class ClipInputs(Dataset):
     """Model inputs of the clips of ``source``: item -> (clip index, input tensor or None, skip reason)."""
 
-    def __init__(self, source: ClipSource, kind: str, cfg: InputConfig, min_samples: int = 1):
-        self.source, self.kind, self.cfg, self.min_samples = source, kind, cfg, min_samples
+    def __init__(self, source: ClipSource, kind: str, cfg: InputConfig, on_error: str = "skip"):
+        self.source, self.kind, self.cfg, self.on_error = source, kind, cfg, on_error
         self._fbank = None
 
     def __len__(self) -> int:
@@ -46,13 +46,12 @@ class ClipInputs(Dataset):
 
     def __getitem__(self, i: int):
         try:
-            audio = self.source.load(int(i), self.cfg)
-            if audio.size < self.min_samples:
-                raise AudioError(f"{self.source.clips.at[int(i), 'clip_id']}: {audio.size} samples after resampling")
-            return int(i), self.make_input(audio), ""
-        except AudioError as exc:
-            return int(i), None, str(exc)
+            return int(i), self.make_input(self.source.load(int(i), self.cfg)), ""
         except Exception as exc:  # one bad clip must not kill a sweep: record it, go on
+            if self.on_error == "raise":
+                raise
+            if isinstance(exc, AudioError):
+                return int(i), None, str(exc)
             path = self.source.clips.at[int(i), "path"] or self.source.clips.at[int(i), "clip_id"]
             return int(i), None, f"{path}: {type(exc).__name__}: {exc}"
 
@@ -152,6 +151,7 @@ class ExtractOptions:
     batch_size: int = 8
     num_workers: int = 1
     progress: bool = True
+    on_error: str = "skip"          # 'raise': any bad clip stops the run
 
 
 def run_extraction(entry: FeatureEntry, source: ClipSource, frontend: Frontend, input_cfg: InputConfig,
@@ -170,7 +170,7 @@ def run_extraction(entry: FeatureEntry, source: ClipSource, frontend: Frontend, 
         n_todo = sum(len(b) for b in batches)
         if batches:
             pl, FrontendModule, ShardWriter = _lightning()
-            data = ClipInputs(source, frontend.input_kind, input_cfg)
+            data = ClipInputs(source, frontend.input_kind, input_cfg, opts.on_error)
             loader = DataLoader(data, batch_sampler=FixedBatches(batches), collate_fn=collate,
                                 num_workers=opts.num_workers, persistent_workers=False,
                                 prefetch_factor=2 if opts.num_workers > 0 else None)

@@ -85,7 +85,6 @@ def _overrides() -> list[str]:
 
 def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
     from .classify import classify
-    from .extract import ExtractOptions, run_extraction
 
     stages = parse_stages(cfg.stage)
     if cfg.seed is None or int(cfg.seed) < 0:
@@ -99,11 +98,7 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
     result: dict = {"feature_key": entry.key, "feature_dir": str(entry.root)}
 
     if "extract" in stages:
-        bs = cfg.extract.batch_size or cfg.frontend.batch_size[cfg.features.width]
-        opts = ExtractOptions(accelerator=cfg.extract.accelerator, devices=cfg.extract.devices,
-                              precision=str(cfg.extract.precision), batch_size=int(bs),
-                              num_workers=int(cfg.extract.num_workers), progress=bool(cfg.extract.progress))
-        result["extract"] = run_extraction(entry, source, frontend, input_config(cfg), opts)
+        result["extract"] = extract_stage(cfg, source, frontend, entry, cache_dir)
         _, clips = entry.load()
         clips[~clips["ok"]].to_csv(out_dir / "skipped.csv", index=False)
 
@@ -115,6 +110,31 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
         table.to_csv(out_dir / "results.csv", index=False)
         result["accuracy"] = float(table["accuracy"].astype(float).mean())
     return result
+
+
+def extract_stage(cfg: DictConfig, source, frontend, entry: FeatureEntry, cache_dir: Path) -> dict:
+    """Features into the cache; audio decoded once per dataset (shared by every front-end and seed)."""
+    from .audio_cache import AudioCache, CachedSource
+    from .extract import ExtractOptions, run_extraction
+
+    if entry.is_complete():
+        log.info("features cached at %s: nothing to extract", entry.root)
+        return {"cached": True, "extracted": 0}
+    on_error = str(cfg.extract.on_error)
+    if on_error not in ("skip", "raise"):
+        raise ValueError(f"extract.on_error={on_error!r} is not allowed; use 'skip' or 'raise'")
+    inputs = input_config(cfg)
+    decode = {}
+    if cfg.extract.audio_cache:
+        audio = AudioCache(cache_dir, source, inputs)
+        decode = audio.ensure(num_workers=int(cfg.extract.num_workers), on_error=on_error)
+        source = CachedSource(source, audio)
+    bs = cfg.extract.batch_size or cfg.frontend.batch_size[cfg.features.width]
+    opts = ExtractOptions(accelerator=cfg.extract.accelerator, devices=cfg.extract.devices,
+                          precision=str(cfg.extract.precision), batch_size=int(bs),
+                          num_workers=int(cfg.extract.num_workers), progress=bool(cfg.extract.progress),
+                          on_error=on_error)
+    return {**run_extraction(entry, source, frontend, inputs, opts), "decode": decode}
 
 
 def _in_multirun() -> bool:
