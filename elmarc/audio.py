@@ -49,15 +49,46 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
 
     path = Path(path)
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as fh:
+            rate = fh.samplerate
+            data = fh.read(dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
-        raise AudioError(f"cannot decode {path}: {exc}") from exc
+        raise AudioError(f"cannot decode {path} (corrupt, not audio, or an unsupported format): {exc}") from exc
     if data.shape[0] == 0:
         raise AudioError(f"{path} contains no samples (zero-length audio)")
+    missing = missing_bytes(path)
+    if missing > 0:
+        # the header promises more than the file holds: a partial download or copy
+        raise AudioError(f"{path} is truncated: its header declares {missing} more bytes of audio than the file holds")
     mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
     if not np.all(np.isfinite(mono)):
         raise AudioError(f"{path} contains NaN or infinite samples")
     return np.ascontiguousarray(mono, dtype=np.float32), int(rate)
+
+
+def missing_bytes(path: Path) -> int:
+    """Bytes of audio data a WAV (RIFF) or AU header declares beyond the end of the file (0 if none or unknown).
+
+    libsndfile quietly reads what is there, so a partial copy would pass as a shorter clip.
+    """
+    import struct
+
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+            pos = 12
+            while pos + 8 <= size:
+                fh.seek(pos)
+                cid, clen = struct.unpack("<4sI", fh.read(8))
+                if cid == b"data":
+                    return max(0, pos + 8 + clen - size) if clen != 0xFFFFFFFF else 0
+                pos += 8 + clen + (clen & 1)
+            return 0
+        if head[:4] == b".snd":
+            offset, length = struct.unpack(">II", head[4:12])
+            return max(0, offset + length - size) if length != 0xFFFFFFFF else 0
+    return 0
 
 
 def resample(audio: np.ndarray, orig_rate: int, target_rate: int, method: str = "soxr_hq") -> np.ndarray:

@@ -86,9 +86,10 @@ def _overrides() -> list[str]:
 def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
     from .classify import classify
 
+    from .config_check import validate
+
+    validate(cfg)
     stages = parse_stages(cfg.stage)
-    if cfg.seed is None or int(cfg.seed) < 0:
-        raise ValueError(f"seed={cfg.seed!r} is not allowed; use an integer >= 0")
     cache_dir = Path(cfg.cache_dir).expanduser().resolve()
     source = build_dataset(cfg.dataset)
     frontend = build_frontend(cfg.frontend, cfg.features.width, int(cfg.seed))

@@ -110,6 +110,9 @@ class SyntheticSource(ClipSource):
             raise ValueError(f"dataset.task={task!r} is not allowed; use 'rhythm' or 'timbre'")
         if not 2 <= n_classes <= len(classes):
             raise ValueError(f"dataset.n_classes={n_classes} is not allowed; use 2..{len(classes)}")
+        if n_per_class < n_folds:
+            raise ValueError(f"dataset.n_per_class={n_per_class} is smaller than dataset.n_folds={n_folds}: "
+                             f"every fold needs a clip of every class")
         names = [f"{task}_{c:g}bpm" if task == "rhythm" else f"{task}_{c}" for c in classes[:n_classes]]
         rows = [
             {"clip_id": f"{names[c]}/{j:04d}", "path": "", "label": names[c], "fold": -1, "split": "",

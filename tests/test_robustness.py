@@ -1,0 +1,211 @@
+"""Nothing lost: bad audio, cache keys, SIGKILL and resume, concurrent jobs, determinism, config mistakes."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from hydra import compose, initialize_config_dir
+
+from elmarc.cache import FeatureEntry
+from elmarc.datasets import build_dataset
+from elmarc.frontends import build_frontend
+from elmarc.pipeline import feature_spec
+
+import fixtures
+from helpers import ROOT, TINY, run_cli
+
+
+# ----------------------------------------------------------------------------- 1. bad audio
+def bad_audio_tree(root):
+    """Good clips per class, plus every kind of bad file; returns {name: expected outcome}."""
+    sr = 22050
+    for c, label in enumerate(["a", "b"]):
+        for j in range(4):
+            fixtures.write_audio(root / label / f"good{j}.wav", fixtures.tone(c, sr, sr, 10 * c + j), sr)
+    good = fixtures.tone(0, sr, sr, 99)
+    d = root / "a"
+    (d / "empty.wav").write_bytes(b"")
+    full = (d / "good0.wav").read_bytes()
+    (d / "truncated.wav").write_bytes(full[: len(full) // 3])
+    (d / "corrupt.ogg").write_bytes(np.random.default_rng(0).bytes(4000))
+    (d / "notaudio.mp3").write_text("definitely not audio\n" * 40)
+    sf.write(d / "zerolength.wav", np.zeros(0, np.float32), sr)
+    nan = good.copy(); nan[50] = np.nan
+    sf.write(d / "nan.wav", nan, sr, subtype="FLOAT")
+    inf = good.copy(); inf[50] = np.inf
+    sf.write(d / "inf.wav", inf, sr, subtype="FLOAT")
+    b = root / "b"
+    sf.write(b / "silent.wav", np.zeros(sr, np.float32), sr)
+    sf.write(b / "sixchannels.wav", np.tile(good[:, None], (1, 6)), sr)
+    sf.write(b / "rate8k.wav", good[:8000], 8000)
+    sf.write(b / "rate96k.flac", np.tile(good, 5)[:96000], 96000)
+    sf.write(b / "short.wav", good[:1000], sr)            # 45 ms
+    skipped = {"empty": "cannot decode", "truncated": "truncated", "corrupt": "cannot decode",
+               "notaudio": "cannot decode", "zerolength": "no samples", "nan": "NaN", "inf": "NaN or infinite"}
+    handled = ["silent", "sixchannels", "rate8k", "rate96k", "short"]
+    return skipped, handled
+
+
+@pytest.mark.parametrize("frontend", ["7x96", "sample_level", "mfcc"])
+def test_bad_audio_is_skipped_with_reasons_and_the_run_goes_on(tmp_path, frontend):
+    skipped, handled = bad_audio_tree(tmp_path / "data")
+    run = tmp_path / "run"
+    run_cli(["dataset=folder", f"dataset.root={tmp_path / 'data'}", "dataset.n_folds=2", f"frontend={frontend}",
+             f"hydra.run.dir={run}", "extract.progress=false"], tmp_path / "cache")
+    table = pd.read_csv(run / "skipped.csv")
+    got = {r.clip_id.split("/")[-1]: r.reason for r in table.itertuples()}
+    assert set(got) == set(skipped)
+    for name, text in skipped.items():
+        assert text in got[name] and name in got[name]          # the reason names the file
+    entry = next((tmp_path / "cache" / "features").iterdir())
+    feats = np.load(entry / "features.npy")
+    clips = pd.read_csv(entry / "clips.csv", keep_default_na=False)
+    ok = clips.ok.astype(str) == "True"
+    assert np.isfinite(feats[ok.to_numpy()]).all() and np.isnan(feats[~ok.to_numpy()]).all()
+    for name in handled:
+        assert ok[clips.clip_id.str.endswith(name)].all()
+    rows = pd.read_csv(run / "results.csv")
+    assert (rows.n_skipped == len(skipped)).all()
+    assert f"{len(skipped)} clips could not be used" in (run / "report.md").read_text()
+
+
+def test_bad_audio_hard_error_option(tmp_path):
+    bad_audio_tree(tmp_path / "data")
+    out = run_cli(["dataset=folder", f"dataset.root={tmp_path / 'data'}", "dataset.n_folds=2", "frontend=mfcc",
+                   f"hydra.run.dir={tmp_path / 'run'}", "extract.on_error=raise", "extract.num_workers=0"],
+                  tmp_path / "cache", check=False)
+    assert out.returncode != 0
+    assert re.search(r"(corrupt\.ogg|empty\.wav|inf\.wav|nan\.wav|notaudio\.mp3|truncated\.wav|zerolength\.wav)", out.stderr)
+
+
+# ----------------------------------------------------------------------------- 2. cache key
+def compose_cfg(overrides):
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
+def key_for(overrides):
+    cfg = compose_cfg(["dataset.n_per_class=5", *overrides])
+    source = build_dataset(cfg.dataset)
+    frontend = build_frontend(cfg.frontend, cfg.features.width, cfg.seed)
+    spec, readable = feature_spec(cfg, source, frontend)
+    return FeatureEntry.for_spec("/tmp/c", spec, readable).key
+
+
+def test_cache_key_covers_what_makes_the_features():
+    base = key_for(["frontend=vgg"])
+    assert key_for(["frontend=vgg"]) == base
+    changed = [["frontend=vgg", "seed=1"], ["frontend=vgg", "features=large"], ["frontend=7x96"],
+               ["frontend=vgg", "input.n_mels=64"], ["frontend=vgg", "input.top_db=60"],
+               ["frontend=vgg", "input.resampler=polyphase"], ["frontend=vgg", "dataset.n_per_class=6"],
+               ["frontend=vgg", "dataset.task=timbre"], ["frontend=vgg", "dataset.data_seed=7"],
+               ["frontend=vgg", "extract.precision=bf16-mixed"]]
+    keys = [key_for(o) for o in changed]
+    assert base not in keys and len(set(keys)) == len(keys)
+    # what does not change features does not change the key
+    same = [["frontend=vgg", "extract.batch_size=3"], ["frontend=vgg", "extract.num_workers=0"],
+            ["frontend=vgg", "classifier=elm"], ["frontend=vgg", "classify.standardize=true"]]
+    assert all(key_for(o) == base for o in same)
+    # the MFCC baseline has no weights: every seed and width shares one entry
+    assert key_for(["frontend=mfcc"]) == key_for(["frontend=mfcc", "seed=2", "features=large"])
+
+
+def test_cache_key_covers_the_file_list(tmp_path):
+    root = fixtures.folder_tree(tmp_path / "f")
+    cfg = {"_target_": "elmarc.datasets.folder.build", "root": str(root), "n_folds": 3}
+    a = build_dataset(cfg).fingerprint()
+    fixtures.write_audio(root / "bird" / "extra.wav", fixtures.tone(0, 800, 8000, 1), 8000)
+    b = build_dataset(cfg).fingerprint()
+    target = root / "bird" / "extra.wav"
+    fixtures.write_audio(target, fixtures.tone(0, 1600, 8000, 1), 8000)            # same name, new content size
+    c = build_dataset(cfg).fingerprint()
+    assert len({a, b, c}) == 3
+
+
+# ----------------------------------------------------------------------------- 3. interruption
+EXTRACT = [*TINY, "dataset.n_per_class=12", "dataset.n_classes=4", "frontend=sample_level",
+           "extract.batch_size=2", "stage=extract"]
+
+
+def test_sigkill_then_resume_gives_identical_features(tmp_path):
+    env = {**os.environ, "ELMARC_CACHE": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "elmarc.main", *EXTRACT, f"hydra.run.dir={tmp_path / 'r1'}"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    shards = tmp_path / "cache" / "features"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        found = list(shards.glob("*/shards/b*.npz")) if shards.exists() else []
+        if len(found) >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    entry = next(shards.iterdir())
+    assert not (entry / "done.json").exists(), "extraction finished before it could be killed"
+    n_before = len(list((entry / "shards").glob("b*.npz")))
+    assert 3 <= n_before < 24
+    resumed = run_cli([*EXTRACT, f"hydra.run.dir={tmp_path / 'r2'}"], tmp_path / "cache")
+    log = resumed.stdout + resumed.stderr
+    assert "resuming" in log and f"extracted {48 - 2 * n_before} clips" in log
+    clean = run_cli([*EXTRACT, f"hydra.run.dir={tmp_path / 'r3'}"], tmp_path / "clean")
+    a = np.load(entry / "features.npy")
+    b = np.load(next((tmp_path / "clean" / "features").iterdir()) / "features.npy")
+    assert a.shape == (48, 161) and np.array_equal(a, b)
+
+
+# ----------------------------------------------------------------------------- 4. concurrency
+def test_two_processes_share_one_cache(tmp_path):
+    env = {**os.environ, "ELMARC_CACHE": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1"}
+    args = [*TINY, "dataset.n_per_class=10", "frontend=7x86", "extract.batch_size=4", "stage=extract"]
+    procs = [subprocess.Popen([sys.executable, "-m", "elmarc.main", *args, f"hydra.run.dir={tmp_path / f'r{i}'}"],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for i in range(2)]
+    logs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs
+    joined = "\n".join(logs)
+    assert len(re.findall(r"extracted \d+ clips", joined)) == 1       # one extracted, the other waited
+    assert "features cached" in joined
+    entries = list((tmp_path / "cache" / "features").iterdir())
+    assert len(entries) == 1
+    feats = np.load(entries[0] / "features.npy")
+    assert feats.shape == (40, 160) and np.isfinite(feats).all()
+    assert not list(entries[0].rglob("*.tmp"))
+
+
+# ----------------------------------------------------------------------------- 5. determinism
+def test_same_command_twice_same_rows(tmp_path):
+    args = [*TINY, "frontend=timbral", "classifier=elm", "protocol=nested"]
+    run_cli([*args, f"hydra.run.dir={tmp_path / 'a'}"], tmp_path / "c1")
+    run_cli([*args, f"hydra.run.dir={tmp_path / 'b'}"], tmp_path / "c2")        # recomputed from scratch
+    a, b = (pd.read_csv(tmp_path / d / "results.csv").drop(columns=["grid_seconds"]) for d in "ab")
+    pd.testing.assert_frame_equal(a, b)
+    fa = np.load(next((tmp_path / "c1" / "features").iterdir()) / "features.npy")
+    fb = np.load(next((tmp_path / "c2" / "features").iterdir()) / "features.npy")
+    assert np.array_equal(fa, fb)
+
+
+# ----------------------------------------------------------------------------- 6. config mistakes
+@pytest.mark.parametrize("override,expected", [
+    ("frontend=resnet", ["Available options in 'frontend'", "vgg", "temporal", "mfcc"]),
+    ("dataset=imagenet", ["Available options in 'dataset'", "gtzan", "ballroom", "urbansound8k"]),
+    ("classifier=knn", ["Available options in 'classifier'", "svm", "elm"]),
+    ("seed=-3", ["seed=-3", "integer >= 0"]),
+    ("seed=abc", ["seed='abc'", "integer"]),
+    ("features.width=medium", ["features.width='medium'", "small", "large"]),
+    ("extract.batch_size=0", ["extract.batch_size=0", ">= 1"]),
+    ("input.f_max=9000", ["input.f_max=9000", "Nyquist"]),
+    ("stage=train", ["stage='train'", "extract", "classify", "report"]),
+    ("protocol=loo", ["Available options in 'protocol'", "nested", "paper"]),
+])
+def test_config_mistakes_are_explained(tmp_path, override, expected):
+    out = run_cli([override, f"hydra.run.dir={tmp_path / 'r'}"], tmp_path / "cache", check=False)
+    assert out.returncode != 0
+    text = out.stdout + out.stderr
+    for piece in expected:
+        assert piece in text, (piece, text[-1500:])
