@@ -11,7 +11,8 @@ MUSIC_FRONTENDS := mfcc,7x96,7x86,vgg,timbral,temporal,timbral_temporal,sample_l
 SOUND_FRONTENDS := mfcc,7x96,7x86,vgg,timbral,timbral_time,sample_level,frame_level,frame_level_many
 SEEDS   ?= 0,1,2
 WIDTHS  ?= small,large
-STAMPNOW = $(shell date +%Y-%m-%d/%H-%M-%S)
+STAMPNOW = $(shell date +%Y-%m-%d_%H-%M-%S)
+comma   := ,
 # the sweep axes that the classifier stage adds on top of the cached features
 STUDY   := classifier=svm,elm classify.standardize=false,true extract.progress=false
 
@@ -63,13 +64,13 @@ paper-gtzan: install
 	$(call sweep,gtzan,$(GTZAN_ROOT),GTZAN_ROOT,$(MUSIC_FRONTENDS),protocol=predefined)
 
 paper-ballroom: install
-	$(call sweep,ballroom,$(BALLROOM_ROOT),BALLROOM_ROOT,$(MUSIC_FRONTENDS),protocol=paper,nested)
+	$(call sweep,ballroom,$(BALLROOM_ROOT),BALLROOM_ROOT,$(MUSIC_FRONTENDS),protocol=paper$(comma)nested)
 
 paper-us8k: install
-	$(call sweep,urbansound8k,$(US8K_ROOT),US8K_ROOT,$(SOUND_FRONTENDS),protocol=paper,nested)
+	$(call sweep,urbansound8k,$(US8K_ROOT),US8K_ROOT,$(SOUND_FRONTENDS),protocol=paper$(comma)nested)
 
 paper-esc10: install
-	$(call sweep,esc10,$(ESC10_ROOT),ESC10_ROOT,$(SOUND_FRONTENDS),protocol=paper,nested)
+	$(call sweep,esc10,$(ESC10_ROOT),ESC10_ROOT,$(SOUND_FRONTENDS),protocol=paper$(comma)nested)
 
 paper: paper-gtzan paper-ballroom paper-us8k
 

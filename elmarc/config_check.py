@@ -46,6 +46,7 @@ def validate(cfg: DictConfig) -> None:
     _choice("features.width", cfg.features.width, WIDTHS)
     _int(cfg, "extract.batch_size", cfg.extract.batch_size, 1, allow_none=True)
     _int(cfg, "extract.num_workers", cfg.extract.num_workers, 0)
+    _int(cfg, "extract.threads", cfg.extract.get("threads"), 1, allow_none=True)
     _int(cfg, "extract.devices", cfg.extract.devices, 1)
     _choice("extract.precision", str(cfg.extract.precision), PRECISIONS)
     _choice("extract.accelerator", cfg.extract.accelerator, ACCELERATORS)

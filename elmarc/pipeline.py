@@ -125,6 +125,10 @@ def extract_stage(cfg: DictConfig, source, frontend, entry: FeatureEntry, cache_
     if on_error not in ("skip", "raise"):
         raise ValueError(f"extract.on_error={on_error!r} is not allowed; use 'skip' or 'raise'")
     inputs = input_config(cfg)
+    if cfg.extract.get("threads"):
+        import torch
+
+        torch.set_num_threads(int(cfg.extract.threads))
     decode = {}
     if cfg.extract.audio_cache:
         audio = AudioCache(cache_dir, source, inputs)

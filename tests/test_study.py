@@ -1,0 +1,47 @@
+"""The study: seeds, the report over a real multirun, parallel launchers."""
+import pandas as pd
+import pytest
+
+from helpers import TINY, run_cli
+
+
+@pytest.mark.parametrize("launcher", ["local_parallel", "local_submitit"])
+def test_sweep_through_parallel_launcher_with_report(tmp_path, launcher):
+    sweep = tmp_path / "sweep"
+    extra = ["hydra.launcher.n_jobs=2"] if launcher == "local_parallel" else []
+    run_cli(["-m", *TINY, f"hydra/launcher={launcher}", *extra, "extract.threads=1", "frontend=mfcc,temporal",
+             "classifier=svm", "seed=0,1", f"hydra.sweep.dir={sweep}"], tmp_path / "cache")
+    rows = pd.read_csv(sweep / "results.csv")
+    assert sorted(rows.groupby(["frontend", "seed"]).size().index.tolist()) == [
+        ("mfcc", 0), ("mfcc", 1), ("temporal", 0), ("temporal", 1)]
+    assert (sweep / "report.md").is_file() and "every job finished" in (sweep / "report.md").read_text()
+
+
+def test_three_seeds_both_classifiers_report_and_plots(tmp_path):
+    sweep = tmp_path / "sweep"
+    run_cli(["-m", *TINY, "frontend=7x96,temporal", "classifier=svm,elm", "seed=0,1,2",
+             f"hydra.sweep.dir={sweep}"], tmp_path / "cache")
+    rows = pd.read_csv(sweep / "results.csv")
+    assert len(rows) == 2 * 2 * 3 * 3                  # front-ends x classifiers x seeds x folds
+    # CNN weights and ELM weights differ per seed: features and accuracies are not all equal
+    per_seed = rows.groupby(["frontend", "classifier", "seed"]).accuracy.mean().unstack("seed")
+    assert (per_seed.nunique(axis=1) > 1).any()
+    # the data splits do not depend on the seed
+    folds = [pd.read_csv(p).fold.tolist() for p in sorted(sweep.glob("*/clips.csv"))]
+    assert all(f == folds[0] for f in folds)
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert set(summary.n_seeds) == {3} and summary.p_vs_best.between(0, 1).all()
+    text = (sweep / "report.md").read_text()
+    assert "pairwise p-values" in text and "± " in text
+    assert (sweep / "plot_synthetic_rhythm_small_paper_raw.png").is_file()
+
+
+def test_failed_job_listed_by_standalone_report(tmp_path):
+    sweep = tmp_path / "sweep"
+    out = run_cli(["-m", *TINY, "frontend=mfcc", "input.n_mels=0,96", f"hydra.sweep.dir={sweep}"],
+                  tmp_path / "cache", check=False)
+    assert out.returncode != 0
+    run_cli([str(sweep)], tmp_path / "cache", module="elmarc.report")
+    text = (sweep / "report.md").read_text()
+    assert "input.n_mels=0" in text and "failed" in text
+    assert "mfcc" in text
