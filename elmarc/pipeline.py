@@ -91,8 +91,10 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
     validate(cfg)
     stages = parse_stages(cfg.stage)
     cache_dir = Path(cfg.cache_dir).expanduser().resolve()
+    # the front-end first: a declared architecture that cannot work fails before any data is touched
+    shape = {k: int(cfg.input[k]) for k in ("n_samples", "n_frames", "n_mels")}
+    frontend = build_frontend(cfg.frontend, cfg.features.width, int(cfg.seed), shape)
     source = build_dataset(cfg.dataset)
-    frontend = build_frontend(cfg.frontend, cfg.features.width, int(cfg.seed))
     spec, readable = feature_spec(cfg, source, frontend)
     entry = FeatureEntry.for_spec(cache_dir, spec, readable)
     source.clips.drop(columns=["path"]).to_csv(out_dir / "clips.csv", index=False)   # folds/splits of this run

@@ -22,15 +22,36 @@ def resolve_nf(frontend_cfg: DictConfig | dict, width: str) -> int | None:
     return int(widths[width])
 
 
-def build_frontend(frontend_cfg: DictConfig | dict, width: str, seed: int) -> Frontend:
-    """Instantiate ``frontend_cfg.model`` with the width's nf and SPEC's seeded random init."""
-    from hydra.utils import instantiate
+def build_frontend(frontend_cfg: DictConfig | dict, width: str, seed: int,
+                   input_shape: dict | None = None) -> Frontend:
+    """Instantiate ``frontend_cfg.model`` with the width's nf and SPEC's seeded random init.
+
+    input_shape (n_samples, n_frames, n_mels) lets declared front-ends check their layers
+    against the configured input; the paper's sizes are used when it is None.
+    """
+    from hydra.errors import InstantiationException
+    from hydra.utils import get_class, instantiate
+
+    from .declarative import Declared
 
     if not isinstance(frontend_cfg, DictConfig):
         frontend_cfg = OmegaConf.create(frontend_cfg)
     nf = resolve_nf(frontend_cfg, width)
     kwargs: dict[str, Any] = {} if nf is None else {"nf": nf}
-    model = instantiate(frontend_cfg.model, **kwargs, _convert_="all")
+    target = frontend_cfg.model.get("_target_")
+    try:
+        cls = get_class(target)
+    except Exception as exc:
+        raise ValueError(f"frontend {frontend_cfg.get('name')!r}: model._target_={target!r} cannot be imported ({exc})") from None
+    if issubclass(cls, Declared):
+        kwargs["name"] = str(frontend_cfg.get("name", "custom"))
+        kwargs.update(input_shape or {})
+    try:
+        model = instantiate(frontend_cfg.model, **kwargs, _convert_="all")
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, (ValueError, TypeError)):   # the config's own mistake: show its message
+            raise exc.__cause__ from None
+        raise
     if not isinstance(model, Frontend):
         raise TypeError(f"frontend {frontend_cfg.get('name')!r}: {type(model).__name__} is not an elmarc Frontend")
     return init_random_(model, seed)
