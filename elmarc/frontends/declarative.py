@@ -34,6 +34,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from . import ops
 from .base import Frontend, same_padding, time_mean
 
 INPUTS = ("waveform", "logmel", "envelope", "logmel_channels")
@@ -110,7 +111,14 @@ class Conv(nn.Module):
         self.conv = cls(in_ch, out_ch, kernel if dims == 2 else kernel[0], stride=stride if dims == 2 else stride[0], bias=False)
         self.kernel, self.stride, self.padding = kernel, stride, padding
 
+    def full_height(self, h) -> bool:
+        """A one-channel 2-D conv whose kernel spans every band: a 1-D conv with the bands as channels."""
+        return (isinstance(self.conv, nn.Conv2d) and self.conv.in_channels == 1 and self.padding == "valid"
+                and self.kernel[1] == h.shape[3] and self.stride == (1, 1))
+
     def forward(self, h):
+        if ops.enabled() and self.full_height(h):
+            return ops.conv2d_full_height(h, self.conv.weight)
         if self.padding == "same":
             pads = []
             for axis in reversed(range(len(self.kernel))):       # F.pad lists the last axis first
@@ -124,6 +132,27 @@ class Conv(nn.Module):
             if any(pads):
                 h = F.pad(h, pads)
         return self.conv(h)
+
+
+class ConvMaxFreq(nn.Module):
+    """A 1-row, one-channel conv2d followed by a max-pool over all remaining frequency (see ops)."""
+
+    def __init__(self, conv: Conv):
+        super().__init__()
+        self.inner = conv
+
+    def forward(self, h):
+        if ops.enabled():
+            return ops.conv2d_1row_max_freq(h, self.inner.conv.weight)
+        out = self.inner(h)
+        return out.amax(dim=3, keepdim=True)
+
+
+def fusable(conv: nn.Module, pool: nn.Module, in_shape: tuple) -> bool:
+    return (isinstance(conv, Conv) and isinstance(pool, Pool) and isinstance(conv.conv, nn.Conv2d)
+            and conv.conv.in_channels == 1 and conv.kernel[0] == 1 and conv.padding == "valid"
+            and conv.stride == (1, 1) and pool.kind == "maxpool" and pool.kernel[0] == 1 and pool.stride[0] == 1
+            and pool.kernel[1] == in_shape[2] - conv.kernel[1] + 1)
 
 
 class Pool(nn.Module):
@@ -197,10 +226,15 @@ class _Builder:
             self.fail(where, "needs a non-empty list of layers")
         modules, flags = [], []
         for i, spec in enumerate(specs):
+            in_shape = shape
             module, shape = self.layer(spec, shape, f"{where}[{i}]")
-            modules.append(module)
             is_feature = bool(spec.get("feature", False))
-            flags.append(is_feature)
+            if modules and not flags[-1] and fusable(modules[-1], module, prev_in_shape):
+                modules[-1], flags[-1] = ConvMaxFreq(modules[-1]), is_feature   # conv + max over frequency
+            else:
+                modules.append(module)
+                flags.append(is_feature)
+            prev_in_shape = in_shape
             if is_feature:
                 self.feature_dim += shape[0]
         return Sequence(modules, flags), shape

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from . import ops
 from .base import Frontend, conv1d_same, time_mean
 
 TIMBRAL_ROWS = (7, 3, 1)          # kernel heights (frames), widths nf, 2nf, 4nf
@@ -40,7 +41,10 @@ class TimbralBlock(nn.Module):
         feats = []
         for conv in self.convs:
             pad = conv.kernel_size[0] // 2                    # 3/3 rows for 7, 1/1 for 3, none for 1
-            h = conv(F.pad(x, (0, 0, pad, pad)) if pad else x)
+            if ops.enabled() and conv.kernel_size[0] == 1:
+                h = ops.conv2d_1row_max_freq(x, conv.weight)   # conv + max over frequency, fused
+            else:
+                h = conv(F.pad(x, (0, 0, pad, pad)) if pad else x)
             feats.append(time_mean(F.relu(h.amax(dim=3))))     # pool over all remaining frequency
         return feats
 

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from . import ops
 from .base import Frontend, time_mean
 
 
@@ -29,7 +30,11 @@ class Conv7xN(Frontend):
         self.feature_dim = nf
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        h = self.conv(mel.unsqueeze(1))              # (B, nf, T-6, F-kf+1)
+        x = mel.unsqueeze(1)
+        if ops.enabled() and self.conv.kernel_size[1] == x.shape[3]:
+            h = ops.conv2d_full_height(x, self.conv.weight)   # kernel spans every band
+        else:
+            h = self.conv(x)                                  # (B, nf, T-6, F-kf+1)
         h = F.relu(h.amax(dim=3))                    # pool over all remaining frequency, then ReLU
         return time_mean(h)
 
