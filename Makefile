@@ -14,7 +14,7 @@ WIDTHS  ?= small,large
 STAMPNOW = $(shell date +%Y-%m-%d_%H-%M-%S)
 comma   := ,
 # the sweep axes that the classifier stage adds on top of the cached features
-STUDY   := classifier=svm,elm classify.standardize=false,true extract.progress=false
+STUDY   := classifier=svm,elm classify.standardize=false,true
 
 GTZAN_ROOT    ?=
 BALLROOM_ROOT ?=
