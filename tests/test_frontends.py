@@ -92,9 +92,10 @@ def test_temporal_widths_follow_spec():
     assert [temporal_reduction(nf) for nf in (256, 128, 64, 32, 16, 8, 4)] == [64, 32, 16, 8, 4, 2, 1]
 
 
-@pytest.mark.parametrize("name", ["vgg", "sample_level", "temporal", "timbral"])
-def test_init_truncated_normal_fan_in(frontend_configs, name):
-    model = build_frontend(frontend_configs[name], "large", seed=5)
+@pytest.mark.parametrize("name", sorted(SPEC_DIMS))
+@pytest.mark.parametrize("width", ["small", "large"])
+def test_init_truncated_normal_fan_in(frontend_configs, name, width):
+    model = build_frontend(frontend_configs[name], width, seed=5)
     convs = model.conv_layers()
     assert convs and all(c.bias is None or torch.all(c.bias == 0) for c in convs)
     for conv in convs:
@@ -115,7 +116,15 @@ def test_fan_in_counts_kernel_and_input_channels(frontend_configs):
     assert fan_in(m.conv) == 7 * 86
 
 
-@pytest.mark.parametrize("name", ["vgg", "7x86", "sample_level", "timbral_temporal"])
+@pytest.mark.parametrize("name", sorted(SPEC_DIMS))
+def test_same_seed_same_weights_at_both_widths(frontend_configs, name):
+    for width in ("small", "large"):
+        a, b, c = (build_frontend(frontend_configs[name], width, seed=s) for s in (21, 21, 22))
+        for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters()):
+            assert torch.equal(pa, pb) and not torch.equal(pa, pc)
+
+
+@pytest.mark.parametrize("name", sorted(SPEC_DIMS))
 def test_same_seed_bit_identical_different_seed_different(frontend_configs, name):
     a = build_frontend(frontend_configs[name], "small", seed=11)
     b = build_frontend(frontend_configs[name], "small", seed=11)
