@@ -22,8 +22,7 @@ def main(cfg: DictConfig) -> float | None:
     try:
         status = run_job(cfg, out_dir)
     except (DatasetError, ValueError) as exc:
-        # a user mistake: one clear message, no traceback from deep inside
-        log.error("%s", exc)
+        # a user mistake: one clear message (status.json keeps it too), no traceback from deep inside
         print(f"\nelmarc: error: {exc}", file=sys.stderr)
         if HydraConfig.get().mode.name == "RUN":
             sys.exit(2)
