@@ -35,7 +35,12 @@ def classify(entry: FeatureEntry, classifier_cfg: dict, protocol: str, standardi
     path = results_dir / entry.key / f"{classifier_cfg.get('name', 'clf')}-{protocol}-{stable_hash(spec)[:12]}.csv"
     if path.is_file():
         log.info("classification cached at %s: nothing to fit", path)
-        return pd.read_csv(path, keep_default_na=False, dtype={"fold": str, "setting": str})
+        table = pd.read_csv(path, keep_default_na=False, dtype={"fold": str, "setting": str})
+        # one entry can serve several jobs (MFCC features are shared by both widths): label the rows
+        # with this job's dataset/frontend/width, not with those of the job that first wrote them
+        for key, value in labels_meta.items():
+            table[key] = value
+        return table
 
     X, clips = entry.load()
     ok = clips["ok"].to_numpy(dtype=bool) & np.isfinite(X).all(axis=1)

@@ -37,3 +37,15 @@ def test_single_run_prints_report(tmp_path):
     assert (tmp_path / "run" / "report.md").is_file()
     status = (tmp_path / "run" / "status.json").read_text()
     assert '"status": "ok"' in status
+
+
+def test_shared_mfcc_entry_is_labelled_with_each_jobs_width(tmp_path):
+    """MFCC has no width: both widths share features and results, but each job's rows carry its own width."""
+    sweep = tmp_path / "sweep"
+    run_cli(["-m", *TINY, "frontend=mfcc", "features=small,large", f"hydra.sweep.dir={sweep}"], tmp_path / "cache")
+    rows = pd.read_csv(sweep / "results.csv")
+    assert sorted(rows.width.unique()) == ["large", "small"]
+    assert len(list((tmp_path / "cache" / "features").iterdir())) == 1          # one shared feature entry
+    small, large = (rows[rows.width == w].sort_values("fold").accuracy.to_numpy() for w in ("small", "large"))
+    assert (small == large).all()
+    assert "width large" in (sweep / "report.md").read_text()
