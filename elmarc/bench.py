@@ -194,7 +194,7 @@ def bench_e2e(n: int, dev, pairs) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def bench_decode(n: int, seeds=(0, 1, 2)) -> pd.DataFrame:
+def bench_decode(n: int, seeds=(0, 1, 2), root: Path | None = None) -> pd.DataFrame:
     """One decode pass vs every small front-end x seeds extracted from the decoded-audio cache."""
     from .audio import InputConfig
     from .audio_cache import AudioCache, CachedSource
@@ -205,7 +205,9 @@ def bench_decode(n: int, seeds=(0, 1, 2)) -> pd.DataFrame:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        source = build_folder(root=str(synth_files(tmp / "audio", n, seconds=5.0)), n_folds=2)
+        # a real folder of class folders (e.g. ESC-10's compressed OGG files) or n generated WAV files
+        source = build_folder(root=str(root or synth_files(tmp / "audio", n, seconds=5.0)), n_folds=2)
+        n = len(source)
         inputs = InputConfig()
         ac = AudioCache(tmp / "cache", source, inputs)
         t0 = time.perf_counter()
@@ -224,7 +226,7 @@ def bench_decode(n: int, seeds=(0, 1, 2)) -> pd.DataFrame:
                 total += time.perf_counter() - t0
                 jobs += 1
         rows.append({"step": "all small front-ends x 3 seeds from the audio cache", "jobs": jobs, "seconds": round(total, 2)})
-        print(f"  {n} clips of 5 s: decode pass {decode:.1f} s; {jobs} small extractions from the cache {total:.1f} s "
+        print(f"  {n} clips{'' if root else ' of 5 s'}: decode pass {decode:.1f} s; {jobs} small extractions from the cache {total:.1f} s "
               f"({total / jobs:.2f} s each)", flush=True)
     return pd.DataFrame(rows)
 
@@ -330,6 +332,8 @@ def main(argv=None) -> int:
     ap.add_argument("--min-seconds", type=float, default=1.0, help="per front-end timing")
     ap.add_argument("--e2e-clips", type=int, default=16)
     ap.add_argument("--decode-clips", type=int, default=64)
+    ap.add_argument("--decode-root", type=Path, default=None,
+                    help="folder of class folders for the decode section (e.g. ../shared/data/esc10)")
     ap.add_argument("--classify-folds", type=int, default=1, help="folds actually timed at US8K scale")
     ap.add_argument("--classify-max-iter", type=int, default=-1)
     ap.add_argument("--threads", type=int, default=None)
@@ -358,7 +362,7 @@ def main(argv=None) -> int:
         md += ["## End to end from 44.1 kHz WAV files (decode + resample in a DataLoader worker)", "", markdown_table(df), ""]
     if "decode" in sections:
         print("decode: one decode pass vs all small front-ends x 3 seeds", flush=True)
-        df = bench_decode(args.decode_clips)
+        df = bench_decode(args.decode_clips, root=args.decode_root)
         df.to_csv(args.out / "decode.csv", index=False)
         md += ["## Decode once", "", markdown_table(df), ""]
     if "svmgrid" in sections:
