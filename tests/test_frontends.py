@@ -180,3 +180,16 @@ def test_describe_counts_macs_from_the_model():
     # SPEC section 6 orders of magnitude
     assert 8e10 < table.loc[("vgg", "large"), "macs_per_clip"] < 9e10
     assert 1.5e11 < table.loc[("frame_level", "large"), "macs_per_clip"] < 1.7e11
+
+
+@pytest.mark.parametrize("name", ["vgg", "7x96", "timbral", "timbral_temporal", "custom"])
+def test_faster_conv_forms_equal_the_direct_convolution(frontend_configs, name):
+    from elmarc.frontends import ops
+
+    model = build_frontend(frontend_configs[name], "small", seed=2)
+    x = torch.randn(3, 1376, 96, generator=torch.Generator().manual_seed(1)) * 10 - 40
+    with torch.inference_mode():
+        fast = model(x)
+        with ops.direct_convolution():
+            direct = model(x)
+    torch.testing.assert_close(fast, direct, rtol=1e-5, atol=1e-5)

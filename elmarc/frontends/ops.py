@@ -55,3 +55,26 @@ def conv2d_1row_max_freq(h: torch.Tensor, weight: torch.Tensor, block: int = 32)
         y = patches[:, s:s + block].reshape(-1, kf) @ wt
         torch.amax(y.view(B, -1, fo, O), dim=2, out=out[:, s:s + block])
     return out.permute(0, 2, 1).contiguous().unsqueeze(-1)   # contiguous: every model averages it the same way
+
+
+def conv2d_1ch_same_maxpool(h: torch.Tensor, weight: torch.Tensor, pool: tuple[int, int], rows: int = 8) -> torch.Tensor:
+    """A one-channel conv2d with 'same' zero padding (odd kernel) followed by a max-pool, fused.
+
+    h (B, 1, T, F), weight (O, 1, kh, kw), pool (pt, pf) -> (B, O, T // pt, F // pf) in channels_last
+    layout. VGG's first layer writes O x T x F values per clip only for the pool to read them back;
+    computed a few rows at a time, they are pooled while still in cache (about 2x for that layer).
+    """
+    B, _, T, Fq = h.shape
+    O, _, kh, kw = weight.shape
+    pt, pf = pool
+    xp = F.pad(h[:, 0], (kw // 2, kw // 2, kh // 2, kh // 2))
+    To, Fo = T // pt, Fq // pf
+    wt = weight.reshape(O, kh * kw).t()
+    patches = xp.unfold(1, kh, 1).unfold(2, kw, 1)          # (B, T, F, kh, kw), a view
+    out = h.new_empty(B, To, Fo, O)
+    rows = max(rows - rows % pt, pt)
+    for s in range(0, To * pt, rows):
+        e = min(s + rows, To * pt)
+        blk = patches[:, s:e, :Fo * pf].reshape(-1, kh * kw) @ wt
+        out[:, s // pt:e // pt] = blk.view(B, (e - s) // pt, pt, Fo, pf, O).amax(dim=(2, 4))
+    return out.permute(0, 3, 1, 2)

@@ -63,6 +63,9 @@ class VGG(Frontend):
             h = h.contiguous(memory_format=torch.channels_last)
         feats = []
         for conv, pool in zip(self.convs, self.pools):
-            h = F.elu(F.max_pool2d(conv(h), pool))
+            if ops.enabled() and conv.in_channels == 1:
+                h = F.elu(ops.conv2d_1ch_same_maxpool(h, conv.weight, pool))   # first layer: conv + pool fused
+            else:
+                h = F.elu(F.max_pool2d(conv(h), pool))
             feats.append(time_mean(h))
         return torch.cat(feats, dim=1)
