@@ -43,8 +43,9 @@ test: install
 describe: install
 	$(PYTHON) -m elmarc.describe
 
+# the decode section uses the real ESC-10 OGG files when they are beside the checkout
 bench: install
-	$(PYTHON) -m elmarc.bench
+	$(PYTHON) -m elmarc.bench $(if $(wildcard $(ESC10_ROOT)),--decode-root $(ESC10_ROOT))
 
 bench-classify: install
 	$(PYTHON) -m elmarc.bench --only classify
