@@ -346,7 +346,7 @@ def main(argv=None) -> int:
     threads = torch.get_num_threads()
     args.out.mkdir(parents=True, exist_ok=True)
     name = torch.cuda.get_device_name() if dev.type == "cuda" else f"CPU, {threads} threads"
-    md = [f"# elmarc benchmark", "", f"Device: {name}; torch {torch.__version__}; {time.strftime('%Y-%m-%d %H:%M')}", ""]
+    md = ["# elmarc benchmark", "", f"Device: {name}; torch {torch.__version__}; {time.strftime('%Y-%m-%d %H:%M')}", ""]
     mm = matmul_rate(dev)
     print(f"device {name}: fp32 matmul {mm:.1f} GFLOP/s", flush=True)
     md += [f"fp32 matmul rate measured in this run: **{mm:.1f} GFLOP/s**", ""]

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .audio import AudioError, InputConfig, fix_length, logmel_input, mel_filterbank, waveform_input
+from .audio import AudioError, InputConfig, logmel_input, mel_filterbank, waveform_input
 from .cache import FeatureEntry
 from .datasets.base import ClipSource
 from .frontends.base import Frontend

@@ -36,7 +36,7 @@ def test_gtzan_missing_files_named(tmp_path):
 
 
 def test_gtzan_md5_verification(tmp_path):
-    import hashlib, json
+    import json
     from elmarc.datasets.layout import package_data
 
     root = fixtures.gtzan_tree(tmp_path / "g", suffix=".wav")

@@ -2,7 +2,6 @@
 import pandas as pd
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from elmarc.frontends import build_frontend
 from elmarc.frontends.base import init_random_
@@ -10,7 +9,7 @@ from elmarc.frontends.declarative import Declared, FrontendConfigError
 from elmarc.frontends.musical import Musical
 from elmarc.frontends.spectrogram import Conv7xN
 
-from helpers import ROOT, TINY, run_cli
+from helpers import TINY, run_cli
 
 PYTHON_EQUIVALENT = {
     "7x96": lambda nf: Conv7xN(nf, kernel_freq=96),

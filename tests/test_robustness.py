@@ -153,7 +153,7 @@ def test_sigkill_then_resume_gives_identical_features(tmp_path):
     resumed = run_cli([*EXTRACT, f"hydra.run.dir={tmp_path / 'r2'}"], tmp_path / "cache")
     log = resumed.stdout + resumed.stderr
     assert "resuming" in log and f"extracted {48 - 2 * n_before} clips" in log
-    clean = run_cli([*EXTRACT, f"hydra.run.dir={tmp_path / 'r3'}"], tmp_path / "clean")
+    run_cli([*EXTRACT, f"hydra.run.dir={tmp_path / 'r3'}"], tmp_path / "clean")      # uninterrupted reference
     a = np.load(entry / "features.npy")
     b = np.load(next((tmp_path / "clean" / "features").iterdir()) / "features.npy")
     assert a.shape == (48, 161) and np.array_equal(a, b)

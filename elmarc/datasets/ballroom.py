@@ -5,7 +5,6 @@ folder (clips.csv), so runs are comparable.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import pandas as pd
 

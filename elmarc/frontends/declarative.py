@@ -225,6 +225,7 @@ class _Builder:
         if not isinstance(specs, (list, tuple)) or not specs:
             self.fail(where, "needs a non-empty list of layers")
         modules, flags = [], []
+        prev_in_shape = shape                   # input shape of the previous layer (for conv + pool fusion)
         for i, spec in enumerate(specs):
             in_shape = shape
             module, shape = self.layer(spec, shape, f"{where}[{i}]")

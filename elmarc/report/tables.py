@@ -61,7 +61,7 @@ def group_title(key: dict) -> str:
 
 def markdown(summary: pd.DataFrame, jobs: pd.DataFrame, skipped: pd.DataFrame, root: Path,
              pvalues: dict, plots: list[Path]) -> str:
-    lines = [f"# elmarc report", "", f"Sweep: `{root}`", ""]
+    lines = ["# elmarc report", "", f"Sweep: `{root}`", ""]
     n_ok = int((jobs["status"] == "ok").sum()) if len(jobs) else 0
     lines += [f"Jobs: {len(jobs)} ({n_ok} ok, {len(jobs) - n_ok} failed or unfinished). "
               f"Accuracy in %, mean ± std over seeds (each seed: mean over folds). "
