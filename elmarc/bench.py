@@ -333,7 +333,7 @@ def main(argv=None) -> int:
     ap.add_argument("--e2e-clips", type=int, default=16)
     ap.add_argument("--decode-clips", type=int, default=64)
     ap.add_argument("--decode-root", type=Path, default=None,
-                    help="folder of class folders for the decode section (e.g. ../shared/data/esc10)")
+                    help="folder of class folders for the decode section (e.g. an ESC-10 copy; make bench passes ESC10_ROOT)")
     ap.add_argument("--classify-folds", type=int, default=1, help="folds actually timed at US8K scale")
     ap.add_argument("--classify-max-iter", type=int, default=-1)
     ap.add_argument("--threads", type=int, default=None)
