@@ -46,10 +46,8 @@ class _DecodeChunks(Dataset):
             except Exception as exc:
                 if self.on_error == "raise":
                     raise
-                path = self.source.clips.at[i, "path"] or self.source.clips.at[i, "clip_id"]
-                msg = str(exc) if isinstance(exc, AudioError) else f"{path}: {type(exc).__name__}: {exc}"
                 audios.append(None)
-                reasons.append(msg)
+                reasons.append(self.source.failure_reason(i, exc))
         return self.chunks[k], audios, reasons
 
 

@@ -131,9 +131,9 @@ def synth_files(folder: Path, n: int, seconds: float = 10.0, rate: int = 44100) 
     return folder
 
 
-def _extract_from_files(root: Path, cfg_name: str, width: str, cache: Path, workers: int, audio_cache: bool):
+def _extract_from_files(root: Path, cfg_name: str, width: str, cache: Path, workers: int) -> float:
+    """Seconds of the real extraction path from files (decode + resample in the DataLoader workers)."""
     from .audio import InputConfig
-    from .audio_cache import AudioCache, CachedSource
     from .cache import FeatureEntry
     from .datasets.folder import build as build_folder
     from .extract import ExtractOptions, run_extraction
@@ -142,10 +142,6 @@ def _extract_from_files(root: Path, cfg_name: str, width: str, cache: Path, work
     source = build_folder(root=str(root), n_folds=2)
     model = build_frontend(cfg, width, 0)
     inputs = InputConfig()
-    if audio_cache:
-        ac = AudioCache(cache, source, inputs)
-        ac.ensure(num_workers=workers)
-        source = CachedSource(source, ac)
     entry = FeatureEntry.for_spec(cache, {"bench": cfg_name, "width": width, "n": len(source), "t": time.time()}, cfg_name)
     opts = ExtractOptions(accelerator="auto", batch_size=int(cfg.batch_size[width]), num_workers=workers, progress=False)
     t0 = time.perf_counter()
@@ -177,10 +173,10 @@ def bench_e2e(n: int, dev, pairs) -> pd.DataFrame:
         for name, width in pairs:
             mem = _in_memory_rate(name, width, n, dev)
             reset_peak_rss()
-            t_n = _extract_from_files(half, name, width, tmp / f"c1{name}", workers=1, audio_cache=False)
+            t_n = _extract_from_files(half, name, width, tmp / f"c1{name}", workers=1)
             rss_n = peak_rss_mb()
             reset_peak_rss()
-            t_2n = _extract_from_files(root, name, width, tmp / f"c2{name}", workers=1, audio_cache=False)
+            t_2n = _extract_from_files(root, name, width, tmp / f"c2{name}", workers=1)
             rss_2n = peak_rss_mb()
             steady = n / max(t_2n - t_n, 1e-9)     # the extra n clips of the 2n run: start-up cost cancels
             rows.append({"frontend": name, "width": width, "in_memory_clips_per_s": round(mem, 2),

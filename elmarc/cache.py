@@ -119,7 +119,7 @@ class FeatureEntry:
 
     # -- shards ---------------------------------------------------------------------------
     def covered(self) -> set[int]:
-        """Clip indices already written by finished shards (names carry the index range)."""
+        """Clip indices already written by finished shards (read from the shards: a resumed batch can have gaps)."""
         done: set[int] = set()
         if self.shard_dir.is_dir():
             for p in self.shard_dir.iterdir():
@@ -179,10 +179,12 @@ class FeatureEntry:
                 f"no complete features at {self.root}.\n  Fix: run the extract stage first "
                 f"(stage=all or stage=extract with the same dataset/frontend/features/seed/input settings)."
             )
-        feats = np.load(self.root / "features.npy")
-        clips = pd.read_csv(self.root / "clips.csv", keep_default_na=False,
-                            dtype={"clip_id": str, "label": str, "split": str, "reason": str})
-        return feats, clips
+        return np.load(self.root / "features.npy"), self.clip_table()
+
+    def clip_table(self) -> pd.DataFrame:
+        """clip_id, label, fold, split, ok, reason of a complete entry (without reading the features)."""
+        return pd.read_csv(self.root / "clips.csv", keep_default_na=False,
+                           dtype={"clip_id": str, "label": str, "split": str, "reason": str})
 
     def info(self) -> dict:
         return json.loads((self.root / "done.json").read_text())

@@ -13,7 +13,7 @@ class ConfigError(ValueError):
     pass
 
 
-def _int(cfg, key, value, minimum=None, allow_none=False):
+def _int(key, value, minimum=None, allow_none=False):
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, int):
@@ -42,12 +42,12 @@ def _bool(key, value):
 
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError for the first wrong value found."""
-    _int(cfg, "seed", cfg.seed, 0)
+    _int("seed", cfg.seed, 0)
     _choice("features.width", cfg.features.width, WIDTHS)
-    _int(cfg, "extract.batch_size", cfg.extract.batch_size, 1, allow_none=True)
-    _int(cfg, "extract.num_workers", cfg.extract.num_workers, 0)
-    _int(cfg, "extract.threads", cfg.extract.get("threads"), 1, allow_none=True)
-    _int(cfg, "extract.devices", cfg.extract.devices, 1)
+    _int("extract.batch_size", cfg.extract.batch_size, 1, allow_none=True)
+    _int("extract.num_workers", cfg.extract.num_workers, 0)
+    _int("extract.threads", cfg.extract.get("threads"), 1, allow_none=True)
+    _int("extract.devices", cfg.extract.devices, 1)
     _choice("extract.precision", str(cfg.extract.precision), PRECISIONS)
     _choice("extract.accelerator", cfg.extract.accelerator, ACCELERATORS)
     _choice("extract.on_error", cfg.extract.on_error, ("skip", "raise"))
@@ -55,7 +55,7 @@ def validate(cfg: DictConfig) -> None:
     _bool("extract.progress", cfg.extract.progress)
     _bool("classify.standardize", cfg.classify.standardize)
     for key in ("sample_rate", "n_samples", "n_frames", "n_fft", "hop_length", "n_mels"):
-        _int(cfg, f"input.{key}", cfg.input[key], 1)
+        _int(f"input.{key}", cfg.input[key], 1)
     for key in ("f_min", "f_max", "amin", "top_db"):
         _number(f"input.{key}", cfg.input[key], 0)
     if cfg.input.f_max > cfg.input.sample_rate / 2:
@@ -63,16 +63,16 @@ def validate(cfg: DictConfig) -> None:
                           f"input.sample_rate={cfg.input.sample_rate}: use at most {cfg.input.sample_rate / 2}")
     _choice("input.resampler", cfg.input.resampler, ("soxr_hq", "polyphase"))
     if "n_folds" in cfg.dataset:
-        _int(cfg, "dataset.n_folds", cfg.dataset.n_folds, 2)
+        _int("dataset.n_folds", cfg.dataset.n_folds, 2)
     fe = cfg.frontend
     for key in ("name", "model"):
         if key not in fe:
             raise ConfigError(f"frontend config lacks '{key}' (see conf/frontend/*.yaml)")
     if fe.get("widths") is not None:
         for w in WIDTHS:
-            _int(cfg, f"frontend.widths.{w}", fe.widths.get(w), 1)
+            _int(f"frontend.widths.{w}", fe.widths.get(w), 1)
     for w in WIDTHS:
-        _int(cfg, f"frontend.batch_size.{w}", fe.batch_size.get(w), 1)
+        _int(f"frontend.batch_size.{w}", fe.batch_size.get(w), 1)
     clf = cfg.classifier
     if clf.get("name") == "svm":
         for c in clf.C:
@@ -82,4 +82,4 @@ def validate(cfg: DictConfig) -> None:
                 _number("classifier.gammas", g, 1e-300)
     if clf.get("name") == "elm":
         for k in clf.n_hidden:
-            _int(cfg, "classifier.n_hidden", k, 1)
+            _int("classifier.n_hidden", k, 1)

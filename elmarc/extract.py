@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .audio import AudioError, InputConfig, logmel_input, mel_filterbank, waveform_input
+from .audio import InputConfig, logmel_input, mel_filterbank, waveform_input
 from .cache import FeatureEntry
 from .datasets.base import ClipSource
 from .frontends.base import Frontend
@@ -50,10 +50,7 @@ class ClipInputs(Dataset):
         except Exception as exc:  # one bad clip must not kill a sweep: record it, go on
             if self.on_error == "raise":
                 raise
-            if isinstance(exc, AudioError):
-                return int(i), None, str(exc)
-            path = self.source.clips.at[int(i), "path"] or self.source.clips.at[int(i), "clip_id"]
-            return int(i), None, f"{path}: {type(exc).__name__}: {exc}"
+            return int(i), None, self.source.failure_reason(int(i), exc)
 
 
 def collate(items):

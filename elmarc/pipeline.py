@@ -102,7 +102,7 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
 
     if "extract" in stages:
         result["extract"] = extract_stage(cfg, source, frontend, entry, cache_dir)
-        _, clips = entry.load()
+        clips = entry.clip_table()
         clips[~clips["ok"]].to_csv(out_dir / "skipped.csv", index=False)
 
     if "classify" in stages:

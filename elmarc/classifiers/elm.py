@@ -6,6 +6,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .splits import standardise
+
 
 def _hidden_weights(random_state, n_features: int, n_hidden: int) -> tuple[np.ndarray, np.ndarray]:
     """W (n_hidden, n_features) and b (n_hidden,) from N(0, 1), no scaling.
@@ -121,8 +123,6 @@ class ELMGrid:
         H = None if standardize else hidden_layer(X, W, b)   # one projection serves every split
         for s, sp in enumerate(splits):
             if standardize:
-                from .splits import standardise
-
                 Xt, Xe = standardise(X[sp.train], X[sp.eval])
                 H_t, H_e = hidden_layer(Xt, W, b), hidden_layer(Xe, W, b)
             else:

@@ -54,28 +54,22 @@ class SVMGrid:
         capped = any(issubclass(w.category, ConvergenceWarning) for w in caught)
         return float(np.mean(clf.predict(K_eval) == y_eval)), capped
 
-    def _score_kernels(self, kernels, y, splits, out, capped):
-        """kernels: iterator of (setting columns, K_full or per-split getter)."""
+    def _fit_split(self, K_train, y_train, K_eval, y_eval, cols, out_row, capped_row) -> None:
+        """Every C of one kernel on one split (the Cs in parallel threads; libsvm releases the GIL)."""
         from joblib import Parallel, delayed
 
-        for cols, get_blocks in kernels:
-            jobs = []
-            for s, split in enumerate(splits):
-                K_tt, K_et = get_blocks(s, split)
-                for col, C in zip(cols, self.Cs):
-                    jobs.append((s, col, K_tt, K_et, C, split))
-            results = Parallel(n_jobs=self.n_jobs, prefer="threads")(
-                delayed(self._fit_score)(K_tt, y[sp.train], K_et, y[sp.eval], C)
-                for s, col, K_tt, K_et, C, sp in jobs
-            )
-            for (s, col, *_), (acc, cap) in zip(jobs, results):
-                out[s, col] = acc
-                capped[s, col] = cap
+        results = Parallel(n_jobs=self.n_jobs, prefer="threads")(
+            delayed(self._fit_score)(K_train, y_train, K_eval, y_eval, C) for C in self.Cs)
+        for col, (acc, cap) in zip(cols, results):
+            out_row[col], capped_row[col] = acc, cap
 
     def scores(self, X: np.ndarray, y: np.ndarray, splits: list[Split], standardize: bool = False):
-        """Accuracy of every setting on every split: (n_splits, n_settings), and a 'capped' mask."""
-        n_set = len(self.settings)
-        out = np.full((len(splits), n_set), np.nan)
+        """Accuracy of every setting on every split: (n_splits, n_settings), and a 'capped' mask.
+
+        Kernel blocks are sliced one split at a time and released, so memory stays at one
+        full kernel plus one split's blocks whatever the number of splits (nested: k^2).
+        """
+        out = np.full((len(splits), len(self.settings)), np.nan)
         capped = np.zeros_like(out, dtype=bool)
         X = np.asarray(X, np.float64)
         gamma_values = [1.0 / X.shape[1] if g == "auto" else g for g in self.gammas]
@@ -84,30 +78,23 @@ class SVMGrid:
 
         if standardize:
             # kernels depend on each split's training statistics: compute them per split
-            for s, split in enumerate(splits):
-                Xt, Xe = standardise(X[split.train], X[split.eval])
+            for s, sp in enumerate(splits):
+                Xt, Xe = standardise(X[sp.train], X[sp.eval])
+                y_t, y_e = y[sp.train], y[sp.eval]
                 D_tt, D_et = squared_distances(Xt, Xt), squared_distances(Xe, Xt)
-                one = [Split(split.name, np.arange(len(Xt)), np.arange(len(Xt), len(Xt) + len(Xe)), split.outer, split.role)]
-                yy = np.concatenate([y[split.train], y[split.eval]])
-                sub_out = np.full((1, n_set), np.nan)
-                sub_cap = np.zeros_like(sub_out, dtype=bool)
-                kernels = [(cols, lambda i, sp, g=g: (np.exp(-g * D_tt), np.exp(-g * D_et)))
-                           for cols, g in zip(rbf_cols, gamma_values)]
+                for cols, g in zip(rbf_cols, gamma_values):
+                    self._fit_split(np.exp(-g * D_tt), y_t, np.exp(-g * D_et), y_e, cols, out[s], capped[s])
                 if self.linear:
-                    kernels.append((lin_cols, lambda i, sp: (Xt @ Xt.T, Xe @ Xt.T)))
-                self._score_kernels(kernels, yy, one, sub_out, sub_cap)
-                out[s], capped[s] = sub_out[0], sub_cap[0]
+                    self._fit_split(Xt @ Xt.T, y_t, Xe @ Xt.T, y_e, lin_cols, out[s], capped[s])
             return out, capped
 
+        # one full-data kernel per gamma (and one Gram matrix) serves every split
+        full = [(cols, g) for cols, g in zip(rbf_cols, gamma_values)] + ([(lin_cols, None)] if self.linear else [])
         D = squared_distances(X, X)
-        for cols, g in zip(rbf_cols, gamma_values):
-            K = np.exp(-g * D)
-            self._score_kernels([(cols, lambda i, sp, K=K: (K[np.ix_(sp.train, sp.train)], K[np.ix_(sp.eval, sp.train)]))],
-                                y, splits, out, capped)
+        for cols, g in full:
+            K = X @ X.T if g is None else np.exp(-g * D)
+            for s, sp in enumerate(splits):
+                self._fit_split(K[np.ix_(sp.train, sp.train)], y[sp.train], K[np.ix_(sp.eval, sp.train)], y[sp.eval],
+                                cols, out[s], capped[s])
             del K
-        del D
-        if self.linear:
-            G = X @ X.T
-            self._score_kernels([(lin_cols, lambda i, sp: (G[np.ix_(sp.train, sp.train)], G[np.ix_(sp.eval, sp.train)]))],
-                                y, splits, out, capped)
         return out, capped

@@ -56,6 +56,15 @@ class ClipSource:
         """Resampled mono audio of clip ``index``: (time,) float32 at cfg.sample_rate."""
         return load_clip(self.clips.at[index, "path"], cfg)
 
+    def failure_reason(self, index: int, exc: Exception) -> str:
+        """Why clip ``index`` was skipped: an AudioError already names the file; anything else gets it here."""
+        from ..audio import AudioError
+
+        if isinstance(exc, AudioError):
+            return str(exc)
+        where = self.clips.at[index, "path"] or self.clips.at[index, "clip_id"]
+        return f"{where}: {type(exc).__name__}: {exc}"
+
     def identity(self) -> dict:
         """What makes this dataset's features what they are: name, ids, labels, sizes (not the root)."""
         h = hashlib.sha256()

@@ -23,7 +23,8 @@ def write_report(root: str | Path, print_summary: bool = True) -> Path:
     summary = pd.DataFrame()
     pvalues: dict = {}
     if len(rows):
-        rows.to_csv(root / "results.csv", index=False) if len(jobs) > 1 or (root / "results.csv").is_file() is False else None
+        if not (len(jobs) == 1 and jobs["job"].iloc[0] == "."):      # a sweep: gather its jobs' rows
+            rows.to_csv(root / "results.csv", index=False)
         runs = run_accuracies(rows)
         summary = summarise(runs)
         pvalues = pairwise_pvalues(runs)
