@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from .audio import AudioError, InputConfig
 from .cache import atomic_write_bytes, atomic_write_text, file_lock, npy_bytes, npz_bytes, stable_hash
 from .datasets.base import ClipSource
+from .extract import single_threaded
 
 log = logging.getLogger(__name__)
 CHUNK_RE = re.compile(r"^c(\d+)-(\d+)\.idx\.npz$")
@@ -82,7 +83,7 @@ class AudioCache:
                 if done:
                     log.info("audio cache %s: resuming, %d of %d chunks to decode", self.root.name, len(chunks), -(-n // self.chunk_size))
                 loader = DataLoader(_DecodeChunks(self.source, self.cfg, chunks, on_error), batch_size=None,
-                                    shuffle=False, num_workers=num_workers)
+                                    shuffle=False, num_workers=num_workers, worker_init_fn=single_threaded)
                 for idx, audios, reasons in loader:
                     lengths = np.array([0 if a is None else len(a) for a in audios], dtype=np.int64)
                     flat = np.concatenate([a for a in audios if a is not None]) if lengths.sum() else np.zeros(0, np.float32)

@@ -27,6 +27,7 @@ import torch
 
 from .describe import conv_macs, frontend_configs, paper_example
 from .frontends import build_frontend
+from .pipeline import default_workers
 
 SECTIONS = ("extract", "e2e", "decode", "svmgrid", "classify")
 
@@ -77,7 +78,28 @@ def peak_gpu_mb(dev) -> float | None:
 
 
 # ----------------------------------------------------------------------------- sections
-def bench_extract(widths, names, min_seconds: float, mm: float, dev) -> pd.DataFrame:
+def run_context(dev, precision: str):
+    """fp32 (TF32 off, as extraction runs it), TF32, or bf16 autocast: the precision a row was timed in."""
+    from .extract import float32_math
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.inference_mode())
+    stack.enter_context(float32_math(precision == "tf32"))
+    if precision == "bf16-mixed":
+        stack.enter_context(torch.autocast(dev.type, dtype=torch.bfloat16))
+    return stack
+
+
+def batch_sizes(cfg, width: str, dev, gpu_batch_only: bool) -> list[int]:
+    base = int(cfg.batch_size[width])
+    if dev.type == "cpu":
+        return [min(base, 4 if width == "large" else 64)]
+    gpu = pipeline_batch(cfg, width, True)
+    return [gpu] if gpu_batch_only else sorted({base, gpu})    # GPU: the CPU-sized batch and the GPU default
+
+
+def bench_extract(widths, names, min_seconds: float, mm: float, dev, precision: str = "32-true",
+                  gpu_batch_only: bool = False, compile_model: bool = False) -> pd.DataFrame:
     rows = []
     for name, cfg in frontend_configs().items():
         if names and name not in names:
@@ -88,32 +110,42 @@ def bench_extract(widths, names, min_seconds: float, mm: float, dev) -> pd.DataF
             if model.input_kind == "audio":
                 continue                                   # the MFCC baseline: see the e2e section
             macs = conv_macs(build_frontend(cfg, w, seed=0).to("meta"), paper_example(model.input_kind))
-            batch = min(int(cfg.batch_size[w]), 4 if w == "large" and dev.type == "cpu" else 64)
             model = model.to(dev)
-            x = (torch.randn(batch, 350000, device=dev) * 0.1 if model.input_kind == "waveform"
-                 else torch.randn(batch, 1376, 96, device=dev) * 10 - 40)
-            reset_peak_rss()
-            if dev.type == "cuda":
-                torch.cuda.reset_peak_memory_stats()
-            with torch.inference_mode():
-                model(x[:1])                               # warm-up (allocator, kernel selection)
-                sync(dev)
-                clips, t0 = 0, time.perf_counter()
-                while True:
-                    model(x)
-                    sync(dev)
-                    clips += batch
-                    if time.perf_counter() - t0 >= min_seconds:
-                        break
-                seconds = time.perf_counter() - t0
-            rate = clips / seconds
-            gflops = 2 * macs * rate / 1e9
-            rows.append({"frontend": name, "width": width, "batch": batch, "clips_per_s": round(rate, 3),
-                         "macs_per_clip": macs, "gflop_per_s": round(gflops, 1),
-                         "fraction_of_matmul": round(gflops / mm, 3), "peak_rss_mb": round(peak_rss_mb()),
-                         "peak_gpu_mb": peak_gpu_mb(dev)})
-            print(f"  {name:<18} {width:<5} {rate:9.2f} clips/s {gflops:8.1f} GFLOP/s "
-                  f"{100 * gflops / mm:6.1f}% of matmul  peak RSS {rows[-1]['peak_rss_mb']} MB", flush=True)
+            run = torch.compile(model) if compile_model else model
+            for batch in batch_sizes(cfg, w, dev, gpu_batch_only):
+                x = (torch.randn(batch, 350000, device=dev) * 0.1 if model.input_kind == "waveform"
+                     else torch.randn(batch, 1376, 96, device=dev) * 10 - 40)
+                reset_peak_rss()
+                if dev.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats()
+                try:
+                    with run_context(dev, precision):
+                        run(x)                             # warm-up at the timed shape (allocator, kernels, compile)
+                        sync(dev)
+                        clips, t0 = 0, time.perf_counter()
+                        while True:
+                            run(x)
+                            sync(dev)
+                            clips += batch
+                            if time.perf_counter() - t0 >= min_seconds:
+                                break
+                        seconds = time.perf_counter() - t0
+                except torch.OutOfMemoryError:
+                    print(f"  {name:<18} {width:<5} batch {batch}: out of device memory", flush=True)
+                    del x
+                    torch.cuda.empty_cache()
+                    continue
+                del x
+                rate = clips / seconds
+                gflops = 2 * macs * rate / 1e9
+                rows.append({"frontend": name, "width": width, "batch": batch, "precision": precision,
+                             "compiled": compile_model, "clips_per_s": round(rate, 3),
+                             "macs_per_clip": macs, "gflop_per_s": round(gflops, 1),
+                             "fraction_of_matmul": round(gflops / mm, 3), "peak_rss_mb": round(peak_rss_mb()),
+                             "peak_gpu_mb": None if dev.type == "cpu" else round(peak_gpu_mb(dev))})
+                print(f"  {name:<18} {width:<5} batch {batch:<4} {rate:9.2f} clips/s {gflops:8.1f} GFLOP/s "
+                      f"{100 * gflops / mm:6.1f}% of matmul  peak RSS {rows[-1]['peak_rss_mb']} MB"
+                      + (f", GPU {rows[-1]['peak_gpu_mb']} MB" if dev.type == "cuda" else ""), flush=True)
     return pd.DataFrame(rows)
 
 
@@ -131,32 +163,45 @@ def synth_files(folder: Path, n: int, seconds: float = 10.0, rate: int = 44100) 
     return folder
 
 
-def _extract_from_files(root: Path, cfg_name: str, width: str, cache: Path, workers: int) -> float:
-    """Seconds of the real extraction path from files (decode + resample in the DataLoader workers)."""
+def pipeline_batch(cfg, width: str, gpu: bool) -> int:
+    """The batch size a sweep uses: the front-end's gpu_batch_size on a GPU, batch_size on a CPU."""
+    return int(((cfg.get("gpu_batch_size") if gpu else None) or cfg.batch_size)[width])
+
+
+def _extract_from_files(root: Path, cfg_name: str, width: str, cache: Path, workers: int, batch: int,
+                        audio_cache: bool = False) -> float:
+    """Seconds of the real extraction path from files: decode + resample + model inputs in DataLoader
+    workers, or (audio_cache) model inputs from the decoded-audio cache, which is filled untimed first
+    (a sweep decodes once per dataset; every later job reads the cache)."""
     from .audio import InputConfig
+    from .audio_cache import AudioCache, CachedSource
     from .cache import FeatureEntry
     from .datasets.folder import build as build_folder
     from .extract import ExtractOptions, run_extraction
 
     cfg = frontend_configs()[cfg_name]
     source = build_folder(root=str(root), n_folds=2)
-    model = build_frontend(cfg, width, 0)
     inputs = InputConfig()
+    if audio_cache:
+        audio = AudioCache(cache / "audio", source, inputs)
+        audio.ensure(num_workers=workers)
+        source = CachedSource(source, audio)
+    model = build_frontend(cfg, width, 0)
     entry = FeatureEntry.for_spec(cache, {"bench": cfg_name, "width": width, "n": len(source), "t": time.time()}, cfg_name)
-    opts = ExtractOptions(accelerator="auto", batch_size=int(cfg.batch_size[width]), num_workers=workers, progress=False)
+    opts = ExtractOptions(accelerator="auto", batch_size=batch, num_workers=workers, progress=False)
     t0 = time.perf_counter()
     run_extraction(entry, source, model, inputs, opts)
     return time.perf_counter() - t0
 
 
-def _in_memory_rate(cfg_name: str, width: str, n: int, dev) -> float:
+def _in_memory_rate(cfg_name: str, width: str, n: int, dev, batch: int) -> float:
     cfg = frontend_configs()[cfg_name]
     model = build_frontend(cfg, width, 0).to(dev)
-    batch = int(cfg.batch_size[width])
     x = (torch.randn(batch, 350000, device=dev) * 0.1 if model.input_kind == "waveform"
          else torch.randn(batch, 1376, 96, device=dev) * 10 - 40)
-    with torch.inference_mode():
+    with run_context(dev, "32-true"):
         model(x)                                           # warm-up at the timed batch size
+        sync(dev)
         t0 = time.perf_counter()
         for _ in range(-(-n // batch)):
             model(x)
@@ -164,33 +209,45 @@ def _in_memory_rate(cfg_name: str, width: str, n: int, dev) -> float:
     return (-(-n // batch) * batch) / (time.perf_counter() - t0)
 
 
-def bench_e2e(n: int, dev, pairs) -> pd.DataFrame:
+def bench_e2e(n: int, dev, pairs, workers: int, gpu_batches: bool) -> pd.DataFrame:
+    """Files -> features through the real Lightning path vs the same model on in-memory inputs.
+
+    Steady rate = n / (time for 2n clips - time for n clips): fixed start-up costs cancel. One small
+    untimed run first loads what a process loads once (CUDA context, cuDNN, worker imports).
+    """
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         root = synth_files(tmp / "audio", 2 * n)
         half = synth_files(tmp / "audio_half", n)
+        warm = synth_files(tmp / "audio_warm", 4)
         for name, width in pairs:
-            mem = _in_memory_rate(name, width, n, dev)
-            reset_peak_rss()
-            t_n = _extract_from_files(half, name, width, tmp / f"c1{name}", workers=1)
-            rss_n = peak_rss_mb()
-            reset_peak_rss()
-            t_2n = _extract_from_files(root, name, width, tmp / f"c2{name}", workers=1)
-            rss_2n = peak_rss_mb()
-            steady = n / max(t_2n - t_n, 1e-9)     # the extra n clips of the 2n run: start-up cost cancels
-            rows.append({"frontend": name, "width": width, "in_memory_clips_per_s": round(mem, 2),
-                         f"files_{n}_clips_per_s": round(n / t_n, 2), f"files_{2 * n}_clips_per_s": round(2 * n / t_2n, 2),
-                         "files_steady_clips_per_s": round(steady, 2), "steady_ratio": round(steady / mem, 3),
-                         "startup_s": round(t_n - n / steady, 2),
-                         f"peak_rss_mb_{n}": round(rss_n), f"peak_rss_mb_{2 * n}": round(rss_2n)})
-            print(f"  {name:<10} {width:<5} in memory {mem:7.2f} clips/s; from 44.1 kHz WAV files: {n / t_n:6.2f} "
-                  f"({n} clips), {2 * n / t_2n:6.2f} ({2 * n} clips), steady {steady:6.2f} ({100 * steady / mem:5.1f}% of in "
-                  f"memory), start-up {t_n - n / steady:.1f} s; peak RSS {rss_n:.0f} MB / {rss_2n:.0f} MB", flush=True)
+            cfg = frontend_configs()[name]
+            batch = pipeline_batch(cfg, width, gpu_batches)
+            mem = _in_memory_rate(name, width, n, dev, batch)
+            _extract_from_files(warm, name, width, tmp / f"w{name}", workers, batch)
+            for cached in (False, True):
+                where = "decoded-audio cache" if cached else "44.1 kHz WAV files"
+                reset_peak_rss()
+                t_n = _extract_from_files(half, name, width, tmp / f"c1{name}{cached}", workers, batch, cached)
+                rss_n = peak_rss_mb()
+                reset_peak_rss()
+                t_2n = _extract_from_files(root, name, width, tmp / f"c2{name}{cached}", workers, batch, cached)
+                rss_2n = peak_rss_mb()
+                steady = n / max(t_2n - t_n, 1e-9)     # the extra n clips of the 2n run: start-up cost cancels
+                rows.append({"frontend": name, "width": width, "from": where, "batch": batch, "workers": workers,
+                             "in_memory_clips_per_s": round(mem, 2),
+                             f"clips_per_s_{n}": round(n / t_n, 2), f"clips_per_s_{2 * n}": round(2 * n / t_2n, 2),
+                             "steady_clips_per_s": round(steady, 2), "steady_ratio": round(steady / mem, 3),
+                             "startup_s": round(t_n - n / steady, 2),
+                             f"peak_rss_mb_{n}": round(rss_n), f"peak_rss_mb_{2 * n}": round(rss_2n)})
+                print(f"  {name:<10} {width:<5} in memory {mem:7.2f} clips/s; from the {where}: {n / t_n:6.2f} "
+                      f"({n} clips), {2 * n / t_2n:6.2f} ({2 * n} clips), steady {steady:6.2f} ({100 * steady / mem:5.1f}% of in "
+                      f"memory), start-up {t_n - n / steady:.1f} s; peak RSS {rss_n:.0f} MB / {rss_2n:.0f} MB", flush=True)
     return pd.DataFrame(rows)
 
 
-def bench_decode(n: int, seeds=(0, 1, 2), root: Path | None = None) -> pd.DataFrame:
+def bench_decode(n: int, seeds=(0, 1, 2), root: Path | None = None, workers: int = 1, gpu: bool = False) -> pd.DataFrame:
     """One decode pass vs every small front-end x seeds extracted from the decoded-audio cache."""
     from .audio import InputConfig
     from .audio_cache import AudioCache, CachedSource
@@ -207,7 +264,7 @@ def bench_decode(n: int, seeds=(0, 1, 2), root: Path | None = None) -> pd.DataFr
         inputs = InputConfig()
         ac = AudioCache(tmp / "cache", source, inputs)
         t0 = time.perf_counter()
-        ac.ensure(num_workers=1)
+        ac.ensure(num_workers=workers)
         decode = time.perf_counter() - t0
         rows.append({"step": "decode + resample every file once", "jobs": 1, "seconds": round(decode, 2)})
         cached = CachedSource(source, ac)
@@ -216,7 +273,7 @@ def bench_decode(n: int, seeds=(0, 1, 2), root: Path | None = None) -> pd.DataFr
             for seed in (seeds if cfg.get("widths") else (0,)):
                 model = build_frontend(cfg, "small", seed)
                 entry = FeatureEntry.for_spec(tmp / "cache", {"bench": name, "seed": seed}, name)
-                opts = ExtractOptions(batch_size=int(cfg.batch_size["small"]), num_workers=1, progress=False)
+                opts = ExtractOptions(batch_size=pipeline_batch(cfg, "small", gpu), num_workers=workers, progress=False)
                 t0 = time.perf_counter()
                 run_extraction(entry, cached, model, inputs, opts)
                 total += time.perf_counter() - t0
@@ -333,6 +390,12 @@ def main(argv=None) -> int:
     ap.add_argument("--classify-folds", type=int, default=1, help="folds actually timed at US8K scale")
     ap.add_argument("--classify-max-iter", type=int, default=-1)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--precision", default="32-true", choices=["32-true", "tf32", "bf16-mixed"],
+                    help="extract section: 32-true is what extraction uses; the others are options, timed apart")
+    ap.add_argument("--gpu-batch-only", action="store_true", help="extract section on a GPU: time gpu_batch_size only")
+    ap.add_argument("--compile", action="store_true", help="extract section: torch.compile each front-end")
+    ap.add_argument("--workers", type=int, default=None, help="DataLoader workers in e2e/decode (default: as a sweep, 1 on CPU, up to 8 with a GPU)")
+    ap.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN time algorithms per shape (GPU)")
     ap.add_argument("--out", type=Path, default=Path("bench"))
     args = ap.parse_args(argv)
     sections = [s for s in args.only.split(",") if s]
@@ -343,22 +406,29 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     name = torch.cuda.get_device_name() if dev.type == "cuda" else f"CPU, {threads} threads"
     md = ["# elmarc benchmark", "", f"Device: {name}; torch {torch.__version__}; {time.strftime('%Y-%m-%d %H:%M')}", ""]
+    workers = args.workers if args.workers is not None else default_workers(dev.type == "cuda")
+    if args.cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True
+        md += ["cuDNN benchmark mode on (algorithm chosen by timing per shape)", ""]
     mm = matmul_rate(dev)
     print(f"device {name}: fp32 matmul {mm:.1f} GFLOP/s", flush=True)
     md += [f"fp32 matmul rate measured in this run: **{mm:.1f} GFLOP/s**", ""]
     if "extract" in sections:
         print("extract: every front-end on 29-s inputs", flush=True)
-        df = bench_extract(args.widths.split(","), set(filter(None, args.frontends.split(","))), args.min_seconds, mm, dev)
+        df = bench_extract(args.widths.split(","), set(filter(None, args.frontends.split(","))), args.min_seconds, mm, dev,
+                           args.precision, args.gpu_batch_only, args.compile)
         df.to_csv(args.out / "extract.csv", index=False)
         md += ["## Front-ends on 29-s inputs (in memory)", "", markdown_table(df), ""]
     if "e2e" in sections:
         print("e2e: extraction from files vs in memory", flush=True)
-        df = bench_e2e(args.e2e_clips, dev, [("vgg", "large"), ("7x86", "large"), ("vgg", "small")])
+        df = bench_e2e(args.e2e_clips, dev, [("vgg", "large"), ("7x86", "large"), ("vgg", "small")], workers,
+                       gpu_batches=dev.type == "cuda")
         df.to_csv(args.out / "e2e.csv", index=False)
-        md += ["## End to end from 44.1 kHz WAV files (decode + resample in a DataLoader worker)", "", markdown_table(df), ""]
+        md += ["## End to end: from 44.1 kHz WAV files (decode + resample + model inputs in DataLoader workers) "
+               "and from the decoded-audio cache", "", markdown_table(df), ""]
     if "decode" in sections:
         print("decode: one decode pass vs all small front-ends x 3 seeds", flush=True)
-        df = bench_decode(args.decode_clips, root=args.decode_root)
+        df = bench_decode(args.decode_clips, root=args.decode_root, workers=workers, gpu=dev.type == "cuda")
         df.to_csv(args.out / "decode.csv", index=False)
         md += ["## Decode once", "", markdown_table(df), ""]
     if "svmgrid" in sections:

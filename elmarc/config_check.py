@@ -45,13 +45,15 @@ def validate(cfg: DictConfig) -> None:
     _int("seed", cfg.seed, 0)
     _choice("features.width", cfg.features.width, WIDTHS)
     _int("extract.batch_size", cfg.extract.batch_size, 1, allow_none=True)
-    _int("extract.num_workers", cfg.extract.num_workers, 0)
+    _int("extract.num_workers", cfg.extract.num_workers, 0, allow_none=True)
     _int("extract.threads", cfg.extract.get("threads"), 1, allow_none=True)
     _int("extract.devices", cfg.extract.devices, 1)
     _choice("extract.precision", str(cfg.extract.precision), PRECISIONS)
     _choice("extract.accelerator", cfg.extract.accelerator, ACCELERATORS)
     _choice("extract.on_error", cfg.extract.on_error, ("skip", "raise"))
     _bool("extract.audio_cache", cfg.extract.audio_cache)
+    _choice("extract.compile", str(cfg.extract.get("compile", "auto")).lower(), ("auto", "true", "false"))
+    _bool("extract.tf32", cfg.extract.get("tf32", False))
     _bool("extract.progress", cfg.extract.progress)
     _bool("classify.standardize", cfg.classify.standardize)
     for key in ("sample_rate", "n_samples", "n_frames", "n_fft", "hop_length", "n_mels"):
@@ -73,6 +75,8 @@ def validate(cfg: DictConfig) -> None:
             _int(f"frontend.widths.{w}", fe.widths.get(w), 1)
     for w in WIDTHS:
         _int(f"frontend.batch_size.{w}", fe.batch_size.get(w), 1)
+        if fe.get("gpu_batch_size") is not None:
+            _int(f"frontend.gpu_batch_size.{w}", fe.gpu_batch_size.get(w), 1)
     clf = cfg.classifier
     if clf.get("name") == "svm":
         for c in clf.C:

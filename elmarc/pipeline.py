@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import traceback
 from pathlib import Path
 
@@ -46,6 +47,8 @@ def feature_spec(cfg: DictConfig, source, frontend) -> tuple[dict, str]:
         "seed": int(cfg.seed) if seeded else None,       # weightless front-ends ignore the seed
         "precision": str(cfg.extract.precision),
     }
+    if cfg.extract.get("tf32"):
+        spec["tf32"] = True                 # only when on, so that existing keys stay valid
     width = cfg.features.width if nf is not None else "any"
     readable = f"{source.name}-{cfg.frontend.name}-{width}" + (f"-s{cfg.seed}" if seeded else "")
     return spec, readable
@@ -115,6 +118,28 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
     return result
 
 
+def uses_gpu(accelerator: str) -> bool:
+    """Whether Lightning will run on a CUDA GPU for this extract.accelerator."""
+    import torch
+
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
+def default_workers(gpu: bool) -> int:
+    """DataLoader workers when extract.num_workers is null: 1 beside a CPU model (it needs the
+    cores), up to 8 feeding a GPU (there the model is fast and decoding/log-mel is the work)."""
+    return min(8, max(1, (os.cpu_count() or 2) - 1)) if gpu else 1
+
+
+def use_compile(cfg: DictConfig) -> bool:
+    """extract.compile: true/false, or auto: at the large width for front-ends flagged `compile: true`
+    (there a job runs minutes to hours; the compile's start-up seconds would dominate a small-width job)."""
+    choice = str(cfg.extract.get("compile", "auto")).lower()
+    if choice != "auto":
+        return choice == "true"
+    return bool(cfg.frontend.get("compile", False)) and str(cfg.features.width) == "large"
+
+
 def extract_stage(cfg: DictConfig, source, frontend, entry: FeatureEntry, cache_dir: Path) -> dict:
     """Features into the cache; audio decoded once per dataset (shared by every front-end and seed)."""
     from .audio_cache import AudioCache, CachedSource
@@ -131,16 +156,20 @@ def extract_stage(cfg: DictConfig, source, frontend, entry: FeatureEntry, cache_
         import torch
 
         torch.set_num_threads(int(cfg.extract.threads))
+    gpu = uses_gpu(str(cfg.extract.accelerator))
+    workers = default_workers(gpu) if cfg.extract.num_workers is None else int(cfg.extract.num_workers)
     decode = {}
     if cfg.extract.audio_cache:
         audio = AudioCache(cache_dir, source, inputs)
-        decode = audio.ensure(num_workers=int(cfg.extract.num_workers), on_error=on_error)
+        decode = audio.ensure(num_workers=workers, on_error=on_error)
         source = CachedSource(source, audio)
-    bs = cfg.extract.batch_size or cfg.frontend.batch_size[cfg.features.width]
+    sizes = cfg.frontend.get("gpu_batch_size") if gpu else None
+    bs = cfg.extract.batch_size or (sizes or cfg.frontend.batch_size)[cfg.features.width]
     opts = ExtractOptions(accelerator=cfg.extract.accelerator, devices=cfg.extract.devices,
                           precision=str(cfg.extract.precision), batch_size=int(bs),
-                          num_workers=int(cfg.extract.num_workers), progress=bool(cfg.extract.progress),
-                          on_error=on_error)
+                          num_workers=workers, progress=bool(cfg.extract.progress),
+                          on_error=on_error, tf32=bool(cfg.extract.get("tf32", False)),
+                          compile=use_compile(cfg))
     return {**run_extraction(entry, source, frontend, inputs, opts), "decode": decode}
 
 

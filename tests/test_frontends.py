@@ -193,3 +193,31 @@ def test_faster_conv_forms_equal_the_direct_convolution(frontend_configs, name):
         with ops.direct_convolution():
             direct = model(x)
     torch.testing.assert_close(fast, direct, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["7x96"])
+def test_compiled_frontend_gives_the_eager_features(frontend_configs, name):
+    from elmarc.extract import compiled
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 300, 96) * 10 - 40
+    with torch.inference_mode():
+        eager = build_frontend(frontend_configs[name], "small", seed=3)(x)
+        model = compiled(build_frontend(frontend_configs[name], "small", seed=3))
+        fast = model(x)
+    assert not model.forward.failed                       # it really ran compiled
+    assert fast.shape == eager.shape
+    assert torch.allclose(fast, eager, rtol=1e-4, atol=1e-5 * float(eager.abs().max()))
+
+
+def test_compile_auto_follows_the_frontend_flag_at_the_large_width():
+    from omegaconf import OmegaConf
+
+    from elmarc.pipeline import use_compile
+
+    def cfg(choice, flag, width):
+        return OmegaConf.create({"extract": {"compile": choice}, "frontend": {"compile": flag}, "features": {"width": width}})
+
+    assert use_compile(cfg("auto", True, "large")) and not use_compile(cfg("auto", True, "small"))
+    assert not use_compile(cfg("auto", False, "large"))
+    assert use_compile(cfg(True, False, "small")) and not use_compile(cfg(False, True, "large"))

@@ -202,6 +202,7 @@ def test_same_command_twice_same_rows(tmp_path):
     ("input.f_max=9000", ["input.f_max=9000", "Nyquist"]),
     ("stage=train", ["stage='train'", "extract", "classify", "report"]),
     ("protocol=loo", ["Available options in 'protocol'", "nested", "paper"]),
+    ("extract.compile=maybe", ["extract.compile='maybe'", "auto", "true", "false"]),
 ])
 def test_config_mistakes_are_explained(tmp_path, override, expected):
     out = run_cli([override, f"hydra.run.dir={tmp_path / 'r'}"], tmp_path / "cache", check=False)

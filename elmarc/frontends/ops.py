@@ -14,8 +14,9 @@ import torch.nn.functional as F
 _ENABLED = True
 
 
-def enabled() -> bool:
-    return _ENABLED
+def enabled(x: torch.Tensor | None = None, on_gpu: bool = True) -> bool:
+    """Whether to use the faster forms (for an input x on a GPU: only where on_gpu says they pay there)."""
+    return _ENABLED and (x is None or not x.is_cuda or on_gpu)
 
 
 @contextlib.contextmanager
@@ -50,9 +51,11 @@ def conv2d_1row_max_freq(h: torch.Tensor, weight: torch.Tensor, block: int = 32)
     fo = Fq - kf + 1
     patches = h[:, 0].unfold(2, kf, 1)                     # (B, T, fo, kf), a view
     wt = weight.reshape(O, kf).t()
-    out = h.new_empty(B, T, O)
+    out = None
     for s in range(0, T, block):
         y = patches[:, s:s + block].reshape(-1, kf) @ wt
+        if out is None:
+            out = y.new_empty(B, T, O)                     # y's dtype: bf16 under autocast
         torch.amax(y.view(B, -1, fo, O), dim=2, out=out[:, s:s + block])
     return out.permute(0, 2, 1).contiguous().unsqueeze(-1)   # contiguous: every model averages it the same way
 
@@ -71,10 +74,12 @@ def conv2d_1ch_same_maxpool(h: torch.Tensor, weight: torch.Tensor, pool: tuple[i
     To, Fo = T // pt, Fq // pf
     wt = weight.reshape(O, kh * kw).t()
     patches = xp.unfold(1, kh, 1).unfold(2, kw, 1)          # (B, T, F, kh, kw), a view
-    out = h.new_empty(B, To, Fo, O)
+    out = None
     rows = max(rows - rows % pt, pt)
     for s in range(0, To * pt, rows):
         e = min(s + rows, To * pt)
         blk = patches[:, s:e, :Fo * pf].reshape(-1, kh * kw) @ wt
+        if out is None:
+            out = blk.new_empty(B, To, Fo, O)                 # blk's dtype: bf16 under autocast
         out[:, s // pt:e // pt] = blk.view(B, (e - s) // pt, pt, Fo, pf, O).amax(dim=(2, 4))
     return out.permute(0, 3, 1, 2)
