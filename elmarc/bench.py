@@ -8,6 +8,8 @@ Sections (``--only`` picks some):
             for N and 2N clips (it must not grow with the number of clips)
   decode    decode once: seconds of the decode pass against all small front-ends x 3 seeds
   svmgrid   our 32-setting SVM grid against GridSearchCV(SVC) on the same folds (same selection?)
+  svmconv   libsvm convergence: seconds and iterations of each of the 32 fits on one split, features as
+            extracted and standardised (cached feature folders via --svmconv-features, else synthetic)
   classify  the classifier stage at the paper's largest scale (UrbanSound8K: 8732 x 3584, 10 folds),
             timed on a subset of folds and projected
 Writes bench/<section>.csv and bench/bench.md and prints them.
@@ -29,7 +31,7 @@ from .describe import conv_macs, frontend_configs, paper_example
 from .frontends import build_frontend
 from .pipeline import default_workers
 
-SECTIONS = ("extract", "e2e", "decode", "svmgrid", "classify")
+SECTIONS = ("extract", "e2e", "decode", "svmgrid", "svmconv", "classify")
 
 
 # ----------------------------------------------------------------------------- machine facts
@@ -338,6 +340,46 @@ def bench_svmgrid(n: int, dim: int, folds: int) -> pd.DataFrame:
     return pd.DataFrame([row])
 
 
+def bench_svmconv(feature_dirs: list[Path]) -> pd.DataFrame:
+    """Each SVM setting's libsvm fit on one 80/20 split: seconds and iterations (slow convergence at
+    large C shows up as iterations; on a precomputed kernel each iteration is O(n), not O(n x dim))."""
+    from sklearn.svm import SVC
+
+    from .classifiers.svm import SVMGrid, squared_distances
+
+    sets = []
+    for d in feature_dirs:
+        X = np.load(d / "features.npy")
+        y = pd.read_csv(d / "clips.csv", keep_default_na=False)["label"].astype(str).to_numpy()
+        ok = np.isfinite(X).all(axis=1)
+        sets.append((d.name, X[ok], y[ok]))
+    if not sets:
+        sets.append(("synthetic 800 x 3584", *random_cnn_like_features(800, 3584, 10, seed=2)))
+    rows = []
+    for name, X, y in sets:
+        for scaling in ("as extracted", "standardised"):
+            Z = X.astype(np.float64)
+            if scaling == "standardised":
+                Z = (Z - Z.mean(axis=0)) / np.where(Z.std(axis=0) > 0, Z.std(axis=0), 1.0)
+            train = np.random.default_rng(0).permutation(len(y)) % 5 != 0
+            D, De = squared_distances(Z[train], Z[train]), squared_distances(Z[~train], Z[train])
+            G, Ge = Z[train] @ Z[train].T, Z[~train] @ Z[train].T
+            for st in SVMGrid().settings:
+                gamma = None if st["kernel"] == "linear" else (1.0 / Z.shape[1] if st["gamma"] == "auto" else st["gamma"])
+                K, Ke = (G, Ge) if gamma is None else (np.exp(-gamma * D), np.exp(-gamma * De))
+                clf = SVC(kernel="precomputed", C=st["C"])
+                t0 = time.perf_counter()
+                clf.fit(K, y[train])
+                rows.append({"features": name, "scaling": scaling, "n_train": int(train.sum()), "kernel": st["kernel"],
+                             "gamma": st["gamma"], "C": st["C"], "fit_s": round(time.perf_counter() - t0, 4),
+                             "iterations": int(np.sum(clf.n_iter_)), "accuracy": round(float(np.mean(clf.predict(Ke) == y[~train])), 3)})
+            grid = pd.DataFrame(rows[-len(SVMGrid().settings):])
+            worst = grid.loc[grid.fit_s.idxmax()]
+            print(f"  {name} ({scaling}, {len(y)} clips): 32 fits {grid.fit_s.sum():.2f} s; slowest {worst.kernel} C={worst.C} "
+                  f"{worst.fit_s:.3f} s, {worst.iterations} iterations; median {grid.fit_s.median():.4f} s", flush=True)
+    return pd.DataFrame(rows)
+
+
 def bench_classify(n: int, dim: int, folds: int, timed_folds: int, n_jobs: int, max_iter: int) -> pd.DataFrame:
     """Paper protocol at UrbanSound8K scale; times `timed_folds` of the folds and projects."""
     from .classifiers.elm import ELMGrid
@@ -387,6 +429,7 @@ def main(argv=None) -> int:
     ap.add_argument("--decode-clips", type=int, default=64)
     ap.add_argument("--decode-root", type=Path, default=None,
                     help="folder of class folders for the decode section (e.g. an ESC-10 copy; make bench passes ESC10_ROOT)")
+    ap.add_argument("--svmconv-features", default="", help="comma list of cached feature folders (cache/features/...)")
     ap.add_argument("--classify-folds", type=int, default=1, help="folds actually timed at US8K scale")
     ap.add_argument("--classify-max-iter", type=int, default=-1)
     ap.add_argument("--threads", type=int, default=None)
@@ -436,6 +479,13 @@ def main(argv=None) -> int:
         df = bench_svmgrid(1000, 3584, 5)
         df.to_csv(args.out / "svmgrid.csv", index=False)
         md += ["## SVM grid vs scikit-learn GridSearchCV (1000 x 3584, 5 folds, 32 settings)", "", markdown_table(df), ""]
+    if "svmconv" in sections:
+        print("svmconv: libsvm convergence per setting", flush=True)
+        dirs = [Path(d) for d in args.svmconv_features.split(",") if d]
+        df = bench_svmconv(dirs)
+        df.to_csv(args.out / "svmconv.csv", index=False)
+        slow = df.sort_values("fit_s", ascending=False).head(8)
+        md += ["## libsvm convergence: the 8 slowest of all fits (one 80/20 split each)", "", markdown_table(slow), ""]
     if "classify" in sections:
         print("classify: UrbanSound8K scale", flush=True)
         df = bench_classify(8732, 3584, 10, args.classify_folds, n_jobs=max(1, os.cpu_count() or 1),
