@@ -195,7 +195,7 @@ def float32_math(tf32: bool):
     """Full fp32 arithmetic on NVIDIA GPUs unless TF32 is asked for.
 
     PyTorch lets cuDNN run fp32 convolutions in TF32 (10-bit mantissa) by default on Ampere and
-    newer GPUs: features would then differ from the CPU's by ~1e-3 relative, not by rounding, and
+    newer GPUs: features would then differ from the CPU's by more than fp32 rounding, and
     a GPU cache entry would not be comparable with a CPU one. The flags are restored afterwards.
     """
     saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
