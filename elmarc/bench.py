@@ -29,7 +29,7 @@ import torch
 
 from .describe import conv_macs, frontend_configs, paper_example
 from .frontends import build_frontend
-from .pipeline import default_workers
+from .extract import default_workers, frontend_batch_size
 
 SECTIONS = ("extract", "e2e", "decode", "svmgrid", "svmconv", "classify")
 
@@ -96,7 +96,7 @@ def batch_sizes(cfg, width: str, dev, gpu_batch_only: bool) -> list[int]:
     base = int(cfg.batch_size[width])
     if dev.type == "cpu":
         return [min(base, 4 if width == "large" else 64)]
-    gpu = pipeline_batch(cfg, width, True)
+    gpu = frontend_batch_size(cfg, width, True)
     return [gpu] if gpu_batch_only else sorted({base, gpu})    # GPU: the CPU-sized batch and the GPU default
 
 
@@ -165,11 +165,6 @@ def synth_files(folder: Path, n: int, seconds: float = 10.0, rate: int = 44100) 
     return folder
 
 
-def pipeline_batch(cfg, width: str, gpu: bool) -> int:
-    """The batch size a sweep uses: the front-end's gpu_batch_size on a GPU, batch_size on a CPU."""
-    return int(((cfg.get("gpu_batch_size") if gpu else None) or cfg.batch_size)[width])
-
-
 def _extract_from_files(root: Path, cfg_name: str, width: str, cache: Path, workers: int, batch: int,
                         audio_cache: bool = False) -> float:
     """Seconds of the real extraction path from files: decode + resample + model inputs in DataLoader
@@ -225,7 +220,7 @@ def bench_e2e(n: int, dev, pairs, workers: int, gpu_batches: bool) -> pd.DataFra
         warm = synth_files(tmp / "audio_warm", 4)
         for name, width in pairs:
             cfg = frontend_configs()[name]
-            batch = pipeline_batch(cfg, width, gpu_batches)
+            batch = frontend_batch_size(cfg, width, gpu_batches)
             mem = _in_memory_rate(name, width, n, dev, batch)
             _extract_from_files(warm, name, width, tmp / f"w{name}", workers, batch)
             for cached in (False, True):
@@ -275,7 +270,7 @@ def bench_decode(n: int, seeds=(0, 1, 2), root: Path | None = None, workers: int
             for seed in (seeds if cfg.get("widths") else (0,)):
                 model = build_frontend(cfg, "small", seed)
                 entry = FeatureEntry.for_spec(tmp / "cache", {"bench": name, "seed": seed}, name)
-                opts = ExtractOptions(batch_size=pipeline_batch(cfg, "small", gpu), num_workers=workers, progress=False)
+                opts = ExtractOptions(batch_size=frontend_batch_size(cfg, "small", gpu), num_workers=workers, progress=False)
                 t0 = time.perf_counter()
                 run_extraction(entry, cached, model, inputs, opts)
                 total += time.perf_counter() - t0

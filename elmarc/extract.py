@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -105,6 +106,23 @@ def compiled(frontend: Frontend) -> Frontend:
     if frontend.input_kind != "audio":
         frontend.forward = _CompiledForward(frontend.forward)
     return frontend
+
+
+def uses_gpu(accelerator: str) -> bool:
+    """Whether Lightning will run on a CUDA GPU for this extract.accelerator."""
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
+def default_workers(gpu: bool) -> int:
+    """DataLoader workers when extract.num_workers is null: 1 beside a CPU model (it needs the
+    cores), up to 8 feeding a GPU (there the model is fast and decoding/log-mel is the work)."""
+    return min(8, max(1, (os.cpu_count() or 2) - 1)) if gpu else 1
+
+
+def frontend_batch_size(frontend_cfg, width: str, gpu: bool) -> int:
+    """The front-end config's batch size for the width: gpu_batch_size on a GPU, else batch_size."""
+    sizes = (frontend_cfg.get("gpu_batch_size") if gpu else None) or frontend_cfg.batch_size
+    return int(sizes[width])
 
 
 def single_threaded(_worker_id: int) -> None:
@@ -226,7 +244,7 @@ def run_extraction(entry: FeatureEntry, source: ClipSource, frontend: Frontend, 
             loader = DataLoader(data, batch_sampler=FixedBatches(batches), collate_fn=collate,
                                 num_workers=opts.num_workers, persistent_workers=False,
                                 prefetch_factor=2 if opts.num_workers > 0 else None,
-                                worker_init_fn=single_threaded, pin_memory=opts.accelerator != "cpu" and torch.cuda.is_available())
+                                worker_init_fn=single_threaded, pin_memory=uses_gpu(opts.accelerator))
             writer = ShardWriter(entry)
             trainer = pl.Trainer(
                 accelerator=opts.accelerator, devices=opts.devices, precision=opts.precision,

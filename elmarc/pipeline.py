@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import traceback
 from pathlib import Path
 
@@ -118,19 +117,6 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
     return result
 
 
-def uses_gpu(accelerator: str) -> bool:
-    """Whether Lightning will run on a CUDA GPU for this extract.accelerator."""
-    import torch
-
-    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-
-
-def default_workers(gpu: bool) -> int:
-    """DataLoader workers when extract.num_workers is null: 1 beside a CPU model (it needs the
-    cores), up to 8 feeding a GPU (there the model is fast and decoding/log-mel is the work)."""
-    return min(8, max(1, (os.cpu_count() or 2) - 1)) if gpu else 1
-
-
 def use_compile(cfg: DictConfig) -> bool:
     """extract.compile: true/false, or auto: at the large width for front-ends flagged `compile: true`
     (there a job runs minutes to hours; the compile's start-up seconds would dominate a small-width job)."""
@@ -143,7 +129,7 @@ def use_compile(cfg: DictConfig) -> bool:
 def extract_stage(cfg: DictConfig, source, frontend, entry: FeatureEntry, cache_dir: Path) -> dict:
     """Features into the cache; audio decoded once per dataset (shared by every front-end and seed)."""
     from .audio_cache import AudioCache, CachedSource
-    from .extract import ExtractOptions, run_extraction
+    from .extract import ExtractOptions, default_workers, frontend_batch_size, run_extraction, uses_gpu
 
     if entry.is_complete():
         log.info("features cached at %s: nothing to extract", entry.root)
@@ -163,8 +149,7 @@ def extract_stage(cfg: DictConfig, source, frontend, entry: FeatureEntry, cache_
         audio = AudioCache(cache_dir, source, inputs)
         decode = audio.ensure(num_workers=workers, on_error=on_error)
         source = CachedSource(source, audio)
-    sizes = cfg.frontend.get("gpu_batch_size") if gpu else None
-    bs = cfg.extract.batch_size or (sizes or cfg.frontend.batch_size)[cfg.features.width]
+    bs = cfg.extract.batch_size or frontend_batch_size(cfg.frontend, cfg.features.width, gpu)
     opts = ExtractOptions(accelerator=cfg.extract.accelerator, devices=cfg.extract.devices,
                           precision=str(cfg.extract.precision), batch_size=int(bs),
                           num_workers=workers, progress=bool(cfg.extract.progress),
