@@ -182,7 +182,28 @@ def test_describe_counts_macs_from_the_model():
     assert 1.5e11 < table.loc[("frame_level", "large"), "macs_per_clip"] < 1.7e11
 
 
-@pytest.mark.parametrize("name", ["vgg", "7x96", "timbral", "timbral_temporal", "custom"])
+@pytest.mark.parametrize("shape,time_pad", [((5, 1, 7, 86), (3, 3)), ((4, 1, 3, 38), (1, 1)), ((6, 1, 1, 38), (0, 0)),
+                                            ((3, 1, 7, 96), (0, 0)), ((2, 1, 2, 50), (0, 1))])
+def test_conv2d_max_freq_is_the_conv_then_the_max_over_frequency(shape, time_pad):
+    from elmarc.frontends import ops
+
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(3, 1, 40, 96, generator=g), torch.randn(*shape, generator=g)
+    expected = F.conv2d(F.pad(x, (0, 0, *time_pad)), w).amax(dim=3, keepdim=True)
+    got = ops.conv2d_max_freq(x, w, time_pad)
+    assert got.shape == expected.shape == (3, shape[0], 40 + sum(time_pad) - shape[2] + 1, 1)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-4)   # sums of up to 672 products of N(0, 1)
+
+
+def test_declared_timbral_fuses_each_conv_with_its_frequency_max(frontend_configs):
+    from elmarc.frontends.declarative import ConvMaxFreq
+
+    model = build_frontend(frontend_configs["timbral"], "small", seed=0)
+    fused = [m for m in model.modules() if isinstance(m, ConvMaxFreq)]
+    assert sorted(m.time_pad for m in fused) == [(0, 0)] * 2 + [(1, 1)] * 2 + [(3, 3)] * 2
+
+
+@pytest.mark.parametrize("name", ["vgg", "7x96", "7x86", "timbral", "timbral_temporal", "custom"])
 def test_faster_conv_forms_equal_the_direct_convolution(frontend_configs, name):
     from elmarc.frontends import ops
 

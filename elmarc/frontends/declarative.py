@@ -118,7 +118,7 @@ class Conv(nn.Module):
 
     def forward(self, h):
         if ops.enabled() and self.full_height(h):
-            return ops.conv2d_full_height(h, self.conv.weight)
+            return ops.conv2d_max_freq(h, self.conv.weight)     # one frequency offset: the max is the conv
         if self.padding == "same":
             pads = []
             for axis in reversed(range(len(self.kernel))):       # F.pad lists the last axis first
@@ -135,23 +135,25 @@ class Conv(nn.Module):
 
 
 class ConvMaxFreq(nn.Module):
-    """A 1-row, one-channel conv2d followed by a max-pool over all remaining frequency (see ops)."""
+    """A one-channel conv2d (valid in frequency) followed by a max-pool over all remaining frequency (see ops)."""
 
     def __init__(self, conv: Conv):
         super().__init__()
         self.inner = conv
+        self.time_pad = (0, 0) if conv.padding == "valid" else tuple(conv.padding[0])
 
     def forward(self, h):
-        if ops.enabled(h):
-            return ops.conv2d_1row_max_freq(h, self.inner.conv.weight)
-        out = self.inner(h)
-        return out.amax(dim=3, keepdim=True)
+        if ops.enabled():
+            return ops.conv2d_max_freq(h, self.inner.conv.weight, self.time_pad)
+        return self.inner(h).amax(dim=3, keepdim=True)
 
 
 def fusable(conv: nn.Module, pool: nn.Module, in_shape: tuple) -> bool:
+    """conv2d (one input channel, stride 1, no padding in frequency) then a max-pool over all its frequency offsets."""
     return (isinstance(conv, Conv) and isinstance(pool, Pool) and isinstance(conv.conv, nn.Conv2d)
-            and conv.conv.in_channels == 1 and conv.kernel[0] == 1 and conv.padding == "valid"
-            and conv.stride == (1, 1) and pool.kind == "maxpool" and pool.kernel[0] == 1 and pool.stride[0] == 1
+            and conv.conv.in_channels == 1 and conv.stride == (1, 1)
+            and (conv.padding == "valid" or (conv.padding != "same" and tuple(conv.padding[1]) == (0, 0)))
+            and pool.kind == "maxpool" and pool.kernel[0] == 1 and pool.stride[0] == 1
             and pool.kernel[1] == in_shape[2] - conv.kernel[1] + 1)
 
 

@@ -41,11 +41,11 @@ class TimbralBlock(nn.Module):
         feats = []
         for conv in self.convs:
             pad = conv.kernel_size[0] // 2                    # 3/3 rows for 7, 1/1 for 3, none for 1
-            if ops.enabled(x) and conv.kernel_size[0] == 1:
-                h = ops.conv2d_1row_max_freq(x, conv.weight)   # conv + max over frequency, fused
+            if ops.enabled():
+                h = ops.conv2d_max_freq(x, conv.weight, (pad, pad))   # conv + max over frequency, fused
             else:
-                h = conv(F.pad(x, (0, 0, pad, pad)) if pad else x)
-            feats.append(time_mean(F.relu(h.amax(dim=3))))     # pool over all remaining frequency
+                h = conv(F.pad(x, (0, 0, pad, pad)) if pad else x).amax(dim=3, keepdim=True)
+            feats.append(time_mean(F.relu(h)))                # pooled over all remaining frequency
         return feats
 
 

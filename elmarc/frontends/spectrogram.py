@@ -31,12 +31,11 @@ class Conv7xN(Frontend):
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         x = mel.unsqueeze(1)
-        if ops.enabled() and self.conv.kernel_size[1] == x.shape[3]:
-            h = ops.conv2d_full_height(x, self.conv.weight)   # kernel spans every band
+        if ops.enabled():
+            h = ops.conv2d_max_freq(x, self.conv.weight)      # conv + max over frequency, fused
         else:
-            h = self.conv(x)                                  # (B, nf, T-6, F-kf+1)
-        h = F.relu(h.amax(dim=3))                    # pool over all remaining frequency, then ReLU
-        return time_mean(h)
+            h = self.conv(x).amax(dim=3, keepdim=True)        # (B, nf, T-6, F-kf+1) -> (B, nf, T-6, 1)
+        return time_mean(F.relu(h))                           # ReLU after the pool: fewer values
 
 
 class VGG(Frontend):
