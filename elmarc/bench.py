@@ -100,6 +100,11 @@ def batch_sizes(cfg, width: str, dev, gpu_batch_only: bool) -> list[int]:
     return [gpu] if gpu_batch_only else sorted({base, gpu})    # GPU: the CPU-sized batch and the GPU default
 
 
+def pick_workers(explicit: int | None, gpu: bool, task: str) -> int:
+    """--workers if given, else what the pipeline uses for the task (extract.num_workers: null)."""
+    return explicit if explicit is not None else default_workers(gpu, task)
+
+
 def bench_extract(widths, names, min_seconds: float, mm: float, dev, precision: str = "32-true",
                   gpu_batch_only: bool = False, compile_model: bool = False) -> pd.DataFrame:
     rows = []
@@ -165,7 +170,7 @@ def synth_files(folder: Path, n: int, seconds: float = 10.0, rate: int = 44100) 
     return folder
 
 
-def _extract_from_files(root: Path, cfg_name: str, width: str, cache: Path, workers: int, batch: int,
+def _extract_from_files(root: Path, cfg_name: str, width: str, cache: Path, workers: int | None, batch: int,
                         audio_cache: bool = False) -> float:
     """Seconds of the real extraction path from files: decode + resample + model inputs in DataLoader
     workers, or (audio_cache) model inputs from the decoded-audio cache, which is filled untimed first
@@ -179,13 +184,15 @@ def _extract_from_files(root: Path, cfg_name: str, width: str, cache: Path, work
     cfg = frontend_configs()[cfg_name]
     source = build_folder(root=str(root), n_folds=2)
     inputs = InputConfig()
+    gpu = torch.cuda.is_available()
     if audio_cache:
         audio = AudioCache(cache / "audio", source, inputs)
-        audio.ensure(num_workers=workers)
+        audio.ensure(num_workers=pick_workers(workers, gpu, "decode"))
         source = CachedSource(source, audio)
     model = build_frontend(cfg, width, 0)
     entry = FeatureEntry.for_spec(cache, {"bench": cfg_name, "width": width, "n": len(source), "t": time.time()}, cfg_name)
-    opts = ExtractOptions(accelerator="auto", batch_size=batch, num_workers=workers, progress=False)
+    opts = ExtractOptions(accelerator="auto", batch_size=batch, progress=False,
+                          num_workers=pick_workers(workers, gpu, "cached" if audio_cache else "files"))
     t0 = time.perf_counter()
     run_extraction(entry, source, model, inputs, opts)
     return time.perf_counter() - t0
@@ -206,7 +213,7 @@ def _in_memory_rate(cfg_name: str, width: str, n: int, dev, batch: int) -> float
     return (-(-n // batch) * batch) / (time.perf_counter() - t0)
 
 
-def bench_e2e(n: int, dev, pairs, workers: int, gpu_batches: bool) -> pd.DataFrame:
+def bench_e2e(n: int, dev, pairs, workers: int | None, gpu_batches: bool) -> pd.DataFrame:
     """Files -> features through the real Lightning path vs the same model on in-memory inputs.
 
     Steady rate = n / (time for 2n clips - time for n clips): fixed start-up costs cancel. One small
@@ -232,7 +239,8 @@ def bench_e2e(n: int, dev, pairs, workers: int, gpu_batches: bool) -> pd.DataFra
                 t_2n = _extract_from_files(root, name, width, tmp / f"c2{name}{cached}", workers, batch, cached)
                 rss_2n = peak_rss_mb()
                 steady = n / max(t_2n - t_n, 1e-9)     # the extra n clips of the 2n run: start-up cost cancels
-                rows.append({"frontend": name, "width": width, "from": where, "batch": batch, "workers": workers,
+                used = pick_workers(workers, dev.type == "cuda", "cached" if cached else "files")
+                rows.append({"frontend": name, "width": width, "from": where, "batch": batch, "workers": used,
                              "in_memory_clips_per_s": round(mem, 2),
                              f"clips_per_s_{n}": round(n / t_n, 2), f"clips_per_s_{2 * n}": round(2 * n / t_2n, 2),
                              "steady_clips_per_s": round(steady, 2), "steady_ratio": round(steady / mem, 3),
@@ -244,14 +252,17 @@ def bench_e2e(n: int, dev, pairs, workers: int, gpu_batches: bool) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
-def bench_decode(n: int, seeds=(0, 1, 2), root: Path | None = None, workers: int = 1, gpu: bool = False) -> pd.DataFrame:
-    """One decode pass vs every small front-end x seeds extracted from the decoded-audio cache."""
+def bench_decode(n: int, mm: float, dev, seeds=(0, 1, 2), root: Path | None = None,
+                 workers: int | None = None) -> pd.DataFrame:
+    """One decode pass vs every small front-end x seeds extracted from the decoded-audio cache, with what
+    the networks alone need for those clips: measured on in-memory inputs, and at the matmul rate."""
     from .audio import InputConfig
     from .audio_cache import AudioCache, CachedSource
     from .cache import FeatureEntry
     from .datasets.folder import build as build_folder
     from .extract import ExtractOptions, run_extraction
 
+    gpu = dev.type == "cuda"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -261,23 +272,33 @@ def bench_decode(n: int, seeds=(0, 1, 2), root: Path | None = None, workers: int
         inputs = InputConfig()
         ac = AudioCache(tmp / "cache", source, inputs)
         t0 = time.perf_counter()
-        ac.ensure(num_workers=workers)
+        ac.ensure(num_workers=pick_workers(workers, gpu, "decode"))
         decode = time.perf_counter() - t0
         rows.append({"step": "decode + resample every file once", "jobs": 1, "seconds": round(decode, 2)})
         cached = CachedSource(source, ac)
-        total, jobs = 0.0, 0
+        total = in_memory = floor = 0.0
+        jobs = 0
         for name, cfg in frontend_configs().items():
-            for seed in (seeds if cfg.get("widths") else (0,)):
+            batch = frontend_batch_size(cfg, "small", gpu)
+            job_seeds = seeds if cfg.get("widths") else (0,)
+            for seed in job_seeds:
                 model = build_frontend(cfg, "small", seed)
                 entry = FeatureEntry.for_spec(tmp / "cache", {"bench": name, "seed": seed}, name)
-                opts = ExtractOptions(batch_size=frontend_batch_size(cfg, "small", gpu), num_workers=workers, progress=False)
+                opts = ExtractOptions(batch_size=batch, num_workers=pick_workers(workers, gpu, "cached"), progress=False)
                 t0 = time.perf_counter()
                 run_extraction(entry, cached, model, inputs, opts)
                 total += time.perf_counter() - t0
                 jobs += 1
-        rows.append({"step": "all small front-ends x 3 seeds from the audio cache", "jobs": jobs, "seconds": round(total, 2)})
-        print(f"  {n} clips{'' if root else ' of 5 s'}: decode pass {decode:.1f} s; {jobs} small extractions from the cache {total:.1f} s "
-              f"({total / jobs:.2f} s each)", flush=True)
+            if model.input_kind != "audio":                # the MFCC baseline has no network; every seed costs the same
+                in_memory += len(job_seeds) * n / _in_memory_rate(name, "small", n, dev, batch)
+                macs = conv_macs(model.to("meta"), paper_example(model.input_kind))
+                floor += len(job_seeds) * 2 * n * macs / (mm * 1e9)
+        rows += [{"step": "all small front-ends x 3 seeds from the audio cache", "jobs": jobs, "seconds": round(total, 2)},
+                 {"step": "  their networks alone, on in-memory inputs", "jobs": jobs, "seconds": round(in_memory, 2)},
+                 {"step": "  their networks at the fp32 matmul rate (direct MAC count)", "jobs": jobs, "seconds": round(floor, 2)}]
+        print(f"  {n} clips{'' if root else ' of 5 s'}: decode pass {decode:.1f} s; {jobs} small extractions from the cache "
+              f"{total:.1f} s ({total / jobs:.2f} s each); the networks alone {in_memory:.1f} s in memory, "
+              f"{floor:.1f} s at the matmul rate", flush=True)
     return pd.DataFrame(rows)
 
 
@@ -432,7 +453,7 @@ def main(argv=None) -> int:
                     help="extract section: 32-true is what extraction uses; the others are options, timed apart")
     ap.add_argument("--gpu-batch-only", action="store_true", help="extract section on a GPU: time gpu_batch_size only")
     ap.add_argument("--compile", action="store_true", help="extract section: torch.compile each front-end")
-    ap.add_argument("--workers", type=int, default=None, help="DataLoader workers in e2e/decode (default: as a sweep, 1 on CPU, up to 8 with a GPU)")
+    ap.add_argument("--workers", type=int, default=None, help="DataLoader workers in e2e/decode (default: as a sweep does, see extract.default_workers)")
     ap.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN time algorithms per shape (GPU)")
     ap.add_argument("--out", type=Path, default=Path("bench"))
     args = ap.parse_args(argv)
@@ -444,7 +465,6 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     name = torch.cuda.get_device_name() if dev.type == "cuda" else f"CPU, {threads} threads"
     md = ["# elmarc benchmark", "", f"Device: {name}; torch {torch.__version__}; {time.strftime('%Y-%m-%d %H:%M')}", ""]
-    workers = args.workers if args.workers is not None else default_workers(dev.type == "cuda")
     if args.cudnn_benchmark:
         torch.backends.cudnn.benchmark = True
         md += ["cuDNN benchmark mode on (algorithm chosen by timing per shape)", ""]
@@ -459,14 +479,14 @@ def main(argv=None) -> int:
         md += ["## Front-ends on 29-s inputs (in memory)", "", markdown_table(df), ""]
     if "e2e" in sections:
         print("e2e: extraction from files vs in memory", flush=True)
-        df = bench_e2e(args.e2e_clips, dev, [("vgg", "large"), ("7x86", "large"), ("vgg", "small")], workers,
+        df = bench_e2e(args.e2e_clips, dev, [("vgg", "large"), ("7x86", "large"), ("vgg", "small")], args.workers,
                        gpu_batches=dev.type == "cuda")
         df.to_csv(args.out / "e2e.csv", index=False)
         md += ["## End to end: from 44.1 kHz WAV files (decode + resample + model inputs in DataLoader workers) "
                "and from the decoded-audio cache", "", markdown_table(df), ""]
     if "decode" in sections:
         print("decode: one decode pass vs all small front-ends x 3 seeds", flush=True)
-        df = bench_decode(args.decode_clips, root=args.decode_root, workers=workers, gpu=dev.type == "cuda")
+        df = bench_decode(args.decode_clips, mm, dev, root=args.decode_root, workers=args.workers)
         df.to_csv(args.out / "decode.csv", index=False)
         md += ["## Decode once", "", markdown_table(df), ""]
     if "svmgrid" in sections:
