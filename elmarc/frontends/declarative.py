@@ -38,7 +38,7 @@ from . import ops
 from .base import Frontend, same_padding, time_mean
 
 INPUTS = ("waveform", "logmel", "envelope", "logmel_channels")
-ACTIVATIONS = {"relu": F.relu, "elu": F.elu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "identity": lambda x: x}
+ACTIVATIONS = {"relu": F.relu, "elu": ops.elu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "identity": lambda x: x}
 LAYER_KEYS = {
     "conv1d": {"filters", "kernel", "stride", "padding"},
     "conv2d": {"filters", "kernel", "stride", "padding"},
