@@ -126,3 +126,25 @@ batch_size: {small: 8, large: 2}
 def test_custom_example_config_builds_at_both_widths(frontend_configs):
     for width, dim in (("small", 160), ("large", 3584)):
         assert build_frontend(frontend_configs["custom"], width, 0).feature_dim == dim
+
+
+def test_a_conv_relu_that_only_feeds_the_average_is_fused_and_one_that_feeds_on_is_not():
+    from elmarc.frontends import ops
+    from elmarc.frontends.declarative import ConvReluMean
+
+    path = [{"type": "conv1d", "filters": 6, "kernel": 16, "padding": "same"}, {"type": "relu", "feature": True}]
+    only_averaged = declared([{"type": "branches", "merge": "none", "branches": [path, path[:1] + [{"type": "relu", "feature": True}]]}],
+                             input="envelope")
+    fed_on = declared([{"type": "branches", "merge": "concat", "branches": [path, path]},
+                       {"type": "conv1d", "filters": 3, "kernel": 5, "feature": True}], input="envelope")
+    assert sum(isinstance(m, ConvReluMean) for m in only_averaged.modules()) == 2
+    assert not any(isinstance(m, ConvReluMean) for m in fed_on.modules())
+    x = torch.randn(3, 1376, 96, generator=torch.Generator().manual_seed(0)) * 10 - 40
+    for model in (only_averaged, fed_on):
+        init_random_(model, 1)
+        with torch.inference_mode():
+            fast = model(x)
+            with ops.direct_convolution():
+                direct = model(x)
+        assert fast.shape == direct.shape == (3, model.feature_dim)
+        torch.testing.assert_close(fast, direct, rtol=1e-5, atol=1e-6)

@@ -195,6 +195,18 @@ def test_conv2d_max_freq_is_the_conv_then_the_max_over_frequency(shape, time_pad
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-4)   # sums of up to 672 products of N(0, 1)
 
 
+@pytest.mark.parametrize("kernel,pad,length", [(165, (82, 82), 1376), (32, (15, 16), 1376), (7, (0, 0), 600), (300, (0, 0), 300)])
+def test_conv1d_relu_mean_is_the_average_of_the_rectified_conv(kernel, pad, length):
+    from elmarc.frontends import ops
+
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(4, 1, length, generator=g), torch.randn(9, 1, kernel, generator=g)
+    expected = F.relu(F.conv1d(F.pad(x, pad), w)).mean(dim=2)
+    got = ops.conv1d_relu_mean(x, w, pad, block=256)
+    assert got.shape == (4, 9)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_declared_timbral_fuses_each_conv_with_its_frequency_max(frontend_configs):
     from elmarc.frontends.declarative import ConvMaxFreq
 
@@ -203,7 +215,8 @@ def test_declared_timbral_fuses_each_conv_with_its_frequency_max(frontend_config
     assert sorted(m.time_pad for m in fused) == [(0, 0)] * 2 + [(1, 1)] * 2 + [(3, 3)] * 2
 
 
-@pytest.mark.parametrize("name", ["vgg", "7x96", "7x86", "timbral", "timbral_temporal", "custom", "sample_level"])
+@pytest.mark.parametrize("name", ["vgg", "7x96", "7x86", "timbral", "timbral_temporal", "timbral_time", "temporal",
+                                  "custom", "sample_level"])
 def test_faster_conv_forms_equal_the_direct_convolution(frontend_configs, name):
     from elmarc.frontends import ops
 

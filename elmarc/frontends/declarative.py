@@ -148,6 +148,28 @@ class ConvMaxFreq(nn.Module):
         return self.inner(h).amax(dim=3, keepdim=True)
 
 
+class ConvReluMean(nn.Module):
+    """A one-channel conv1d (stride 1) + ReLU at the end of a path whose maps are only averaged (see ops)."""
+
+    def __init__(self, conv: Conv, in_shape: tuple):
+        super().__init__()
+        self.inner = conv
+        k = conv.kernel[0]
+        self.pad = (same_padding(k, 1, in_shape[1]) if conv.padding == "same"
+                    else (0, 0) if conv.padding == "valid" else tuple(conv.padding[0]))
+
+    def forward(self, h):
+        if ops.enabled(h, on_gpu=False):
+            return ops.conv1d_relu_mean(h, self.inner.conv.weight, self.pad)
+        return time_mean(F.relu(self.inner(h)))
+
+
+def averaged_only(conv: nn.Module, act: nn.Module) -> bool:
+    """conv1d (one input channel, stride 1) then a ReLU whose output is a feature and feeds nothing."""
+    return (isinstance(conv, Conv) and isinstance(conv.conv, nn.Conv1d) and conv.conv.in_channels == 1
+            and conv.stride == (1,) and isinstance(act, Activation) and act.kind == "relu")
+
+
 def fusable(conv: nn.Module, pool: nn.Module, in_shape: tuple) -> bool:
     """conv2d (one input channel, stride 1, no padding in frequency) then a max-pool over all its frequency offsets."""
     return (isinstance(conv, Conv) and isinstance(pool, Pool) and isinstance(conv.conv, nn.Conv2d)
@@ -189,6 +211,9 @@ class Sequence(nn.Module):
 
     def forward(self, h, feats: list):
         for layer, is_feature in zip(self.layers, self.feature_flags):
+            if isinstance(layer, ConvReluMean):                # last layer, already averaged; h is not used after it
+                feats.append(layer(h))
+                continue
             h = layer(h, feats) if isinstance(layer, (Branches, Residual)) else layer(h)
             if is_feature:
                 feats.append(time_mean(h))
@@ -223,23 +248,26 @@ class _Builder:
     def fail(self, where: str, msg: str):
         raise FrontendConfigError(f"frontend {self.name!r}: {where}: {msg}")
 
-    def sequence(self, specs, shape: tuple, where: str) -> tuple[Sequence, tuple]:
+    def sequence(self, specs, shape: tuple, where: str, output_used: bool = True) -> tuple[Sequence, tuple]:
+        """The layers of a path; output_used=False: only its feature maps matter (merge: none, the top level)."""
         if not isinstance(specs, (list, tuple)) or not specs:
             self.fail(where, "needs a non-empty list of layers")
-        modules, flags = [], []
-        prev_in_shape = shape                   # input shape of the previous layer (for conv + pool fusion)
+        modules, flags, in_shapes = [], [], []      # in_shapes: each module's input shape (for the fusions)
         for i, spec in enumerate(specs):
             in_shape = shape
             module, shape = self.layer(spec, shape, f"{where}[{i}]")
             is_feature = bool(spec.get("feature", False))
-            if modules and not flags[-1] and fusable(modules[-1], module, prev_in_shape):
+            if modules and not flags[-1] and fusable(modules[-1], module, in_shapes[-1]):
                 modules[-1], flags[-1] = ConvMaxFreq(modules[-1]), is_feature   # conv + max over frequency
             else:
                 modules.append(module)
                 flags.append(is_feature)
-            prev_in_shape = in_shape
+                in_shapes.append(in_shape)
             if is_feature:
                 self.feature_dim += shape[0]
+        if (not output_used and len(modules) >= 2 and flags[-1] and not flags[-2]
+                and averaged_only(modules[-2], modules[-1])):
+            modules[-2:], flags[-2:] = [ConvReluMean(modules[-2], in_shapes[-2])], [True]   # conv + ReLU + average
         return Sequence(modules, flags), shape
 
     def layer(self, spec, shape: tuple, where: str) -> tuple[nn.Module, tuple]:
@@ -271,7 +299,7 @@ class _Builder:
             self.fail(label, f"merge={merge!r}: use concat or none")
         paths, outs = [], []
         for j, sub in enumerate(spec.get("branches") or []):
-            path, out = self.sequence(sub, shape, f"{where}.branches[{j}]")
+            path, out = self.sequence(sub, shape, f"{where}.branches[{j}]", output_used=merge == "concat")
             paths.append(path)
             outs.append(out)
         if not paths:
@@ -350,7 +378,7 @@ class Declared(Frontend):
         shape = {"waveform": (1, n_samples), "logmel": (1, n_frames, n_mels), "envelope": (1, n_frames),
                  "logmel_channels": (n_mels, n_frames)}[input]
         builder = _Builder(name, nf)
-        self.body, self.output_shape = builder.sequence(list(layers), shape, "layers")
+        self.body, self.output_shape = builder.sequence(list(layers), shape, "layers", output_used=False)
         if builder.feature_dim == 0:
             raise FrontendConfigError(f"frontend {name!r}: no layer has feature: true, so the feature vector "
                                       f"would be empty; mark the outputs to average (frontend.model.layers[i].feature)")

@@ -11,7 +11,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from . import ops
-from .base import Frontend, conv1d_same, time_mean
+from .base import Frontend, conv1d_same, same_padding, time_mean
 
 TIMBRAL_ROWS = (7, 3, 1)          # kernel heights (frames), widths nf, 2nf, 4nf
 TIMBRAL_BANDS = (0.9, 0.4)        # kernel widths as fractions of n_mels: 86 and 38 of 96
@@ -61,6 +61,9 @@ class TemporalBlock(nn.Module):
 
     def forward(self, mel: torch.Tensor) -> list[torch.Tensor]:
         envelope = mel.mean(dim=2).unsqueeze(1)               # (B, 1, T)
+        if ops.enabled(envelope, on_gpu=False):
+            return [ops.conv1d_relu_mean(envelope, conv.weight, same_padding(conv.kernel_size[0], 1, envelope.shape[2]))
+                    for conv in self.convs]
         return [time_mean(F.relu(conv1d_same(conv, envelope))) for conv in self.convs]
 
 
