@@ -257,3 +257,18 @@ def test_compile_auto_follows_the_frontend_flag_at_the_large_width():
     assert use_compile(cfg("auto", True, "large")) and not use_compile(cfg("auto", True, "small"))
     assert not use_compile(cfg("auto", False, "large"))
     assert use_compile(cfg(True, False, "small")) and not use_compile(cfg(False, True, "large"))
+
+
+@pytest.mark.parametrize("name", ["vgg", "7x86", "timbral", "timbral_time", "temporal", "sample_level", "frame_level_many"])
+def test_faster_forms_run_under_bf16_autocast_close_to_fp32(frontend_configs, name):
+    """extract.precision=bf16-mixed is an option: the fused forms must take bf16 and stay near fp32."""
+    model = build_frontend(frontend_configs[name], "small", seed=0)
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(2, 30001, generator=g) * 0.1 if model.input_kind == "waveform"
+         else torch.randn(2, 1376, 96, generator=g) * 10 - 40)
+    with torch.inference_mode():
+        fp32 = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = model(x).float()
+    assert bf16.shape == fp32.shape and torch.isfinite(bf16).all()
+    assert 0 < (bf16 - fp32).abs().max() < 0.02 * fp32.abs().max()     # rounded (so it ran in bf16), not wrong
