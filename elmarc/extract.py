@@ -30,7 +30,9 @@ class ClipInputs(Dataset):
 
     def __init__(self, source: ClipSource, kind: str, cfg: InputConfig, on_error: str = "skip"):
         self.source, self.kind, self.cfg, self.on_error = source, kind, cfg, on_error
-        self._fbank = None
+        # built here, not lazily in each DataLoader worker: a worker would import torchaudio and
+        # build it again in every job (~0.4 s of start-up a job)
+        self._fbank = mel_filterbank(cfg) if kind == "logmel" else None
 
     def __len__(self) -> int:
         return len(self.source)
@@ -39,8 +41,6 @@ class ClipInputs(Dataset):
         if self.kind == "waveform":
             return waveform_input(audio, self.cfg)
         if self.kind == "logmel":
-            if self._fbank is None:
-                self._fbank = mel_filterbank(self.cfg)
             return logmel_input(audio, self.cfg, self._fbank)
         if self.kind == "audio":
             return torch.from_numpy(audio)

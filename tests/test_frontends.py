@@ -202,9 +202,10 @@ def test_conv1d_relu_mean_is_the_average_of_the_rectified_conv(kernel, pad, leng
     g = torch.Generator().manual_seed(0)
     x, w = torch.randn(4, 1, length, generator=g), torch.randn(9, 1, kernel, generator=g)
     expected = F.relu(F.conv1d(F.pad(x, pad), w)).mean(dim=2)
-    got = ops.conv1d_relu_mean(x, w, pad, block=256)
-    assert got.shape == (4, 9)
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    for plain_up_to in (0, 2 ** 21):                      # the fused blocks, and the plain conv for small maps
+        got = ops.conv1d_relu_mean(x, w, pad, block=256, plain_up_to=plain_up_to)
+        assert got.shape == (4, 9)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_declared_timbral_fuses_each_conv_with_its_frequency_max(frontend_configs):
