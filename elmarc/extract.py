@@ -98,10 +98,11 @@ class _CompiledForward:
 def compiled(frontend: Frontend) -> Frontend:
     """The front-end with its forward compiled by torch.compile (same values up to float rounding).
 
-    Measured (make bench, large width): CPU, 2 threads: 7x96 12.3 -> 54 clips/s, sample_level +17%,
-    frame_level +13%, timbral +10%, but 7x86 -23% and temporal -45%; H100: 7x96 +50%, timbral +31%,
-    vgg +1%. Hence a per-front-end flag (``compile`` in conf/frontend/*.yaml). Whole-clip MFCC inputs
-    vary in length and stay eager.
+    Measured (make bench, large width, with the fused forms of frontends/ops.py): CPU, 2 threads:
+    7x96 +19%, sample_level +7%, but vgg, frame_level(_many), 7x86 and the timbral family lose;
+    H100: 7x96 +50%, timbral +31%, vgg +1%. Hence a per-front-end flag (``compile`` in
+    conf/frontend/*.yaml, per device where they disagree). Whole-clip MFCC inputs vary in length
+    and stay eager.
     """
     if frontend.input_kind != "audio":
         frontend.forward = _CompiledForward(frontend.forward)

@@ -117,13 +117,17 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
     return result
 
 
-def use_compile(cfg: DictConfig) -> bool:
-    """extract.compile: true/false, or auto: at the large width for front-ends flagged `compile: true`
-    (there a job runs minutes to hours; the compile's start-up seconds would dominate a small-width job)."""
+def use_compile(cfg: DictConfig, gpu: bool = False) -> bool:
+    """extract.compile: true/false, or auto: at the large width where the front-end's `compile` flag
+    says it pays (there a job runs minutes to hours; the compile's start-up seconds would dominate a
+    small-width job). The flag is a bool, or {cpu: bool, gpu: bool} where the devices disagree."""
     choice = str(cfg.extract.get("compile", "auto")).lower()
     if choice != "auto":
         return choice == "true"
-    return bool(cfg.frontend.get("compile", False)) and str(cfg.features.width) == "large"
+    flag = cfg.frontend.get("compile", False)
+    if isinstance(flag, (dict, DictConfig)):
+        flag = flag.get("gpu" if gpu else "cpu", False)
+    return bool(flag) and str(cfg.features.width) == "large"
 
 
 def extract_stage(cfg: DictConfig, source, frontend, entry: FeatureEntry, cache_dir: Path) -> dict:
@@ -158,7 +162,7 @@ def extract_stage(cfg: DictConfig, source, frontend, entry: FeatureEntry, cache_
                           num_workers=workers("cached" if cfg.extract.audio_cache else "files"),
                           progress=bool(cfg.extract.progress),
                           on_error=on_error, tf32=bool(cfg.extract.get("tf32", False)),
-                          compile=use_compile(cfg))
+                          compile=use_compile(cfg, gpu))
     return {**run_extraction(entry, source, frontend, inputs, opts), "decode": decode}
 
 

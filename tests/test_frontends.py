@@ -258,6 +258,9 @@ def test_compile_auto_follows_the_frontend_flag_at_the_large_width():
     assert use_compile(cfg("auto", True, "large")) and not use_compile(cfg("auto", True, "small"))
     assert not use_compile(cfg("auto", False, "large"))
     assert use_compile(cfg(True, False, "small")) and not use_compile(cfg(False, True, "large"))
+    per_device = {"cpu": False, "gpu": True}
+    assert not use_compile(cfg("auto", per_device, "large")) and use_compile(cfg("auto", per_device, "large"), gpu=True)
+    assert not use_compile(cfg("auto", per_device, "small"), gpu=True)
 
 
 @pytest.mark.parametrize("name", ["vgg", "7x86", "timbral", "timbral_time", "temporal", "sample_level", "frame_level_many"])
