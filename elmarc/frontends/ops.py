@@ -55,6 +55,10 @@ def conv2d_max_freq(h: torch.Tensor, weight: torch.Tensor, time_pad: tuple[int, 
     B, _, T, Fq = h.shape
     O, _, kt, kf = weight.shape
     offsets = Fq - kf + 1
+    if offsets == 1 and not any(time_pad):                  # 7x96: the conv itself, all filters at once
+        # on the strided views as they are: torch.compile then runs it at 154% of the matmul rate,
+        # against 114% with contiguous copies (eager: the same either way)
+        return F.conv1d(h[:, 0].transpose(1, 2), weight[:, 0].permute(0, 2, 1)).unsqueeze(-1)
     if h.is_cuda and offsets > 1:
         if kt == 1 and not any(time_pad):
             return conv2d_1row_max_freq(h, weight)
@@ -62,8 +66,6 @@ def conv2d_max_freq(h: torch.Tensor, weight: torch.Tensor, time_pad: tuple[int, 
     bands = h[:, 0].transpose(1, 2)                          # (B, F, T): the bands as channels
     bands = F.pad(bands, time_pad) if any(time_pad) else bands.contiguous()
     w = weight[:, 0].permute(0, 2, 1).contiguous()           # (O, kf, kt)
-    if offsets == 1:                                         # 7x96: the conv itself, all filters at once
-        return F.conv1d(bands, w).unsqueeze(-1)
     blocks = []
     for o in range(0, O, filter_block):                      # 7x86 large (3585 filters): 1.13 -> 0.71 s a batch
         out = F.conv1d(bands[:, :kf], w[o:o + filter_block])
