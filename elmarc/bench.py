@@ -100,9 +100,9 @@ def batch_sizes(cfg, width: str, dev, gpu_batch_only: bool) -> list[int]:
     return [gpu] if gpu_batch_only else sorted({base, gpu})    # GPU: the CPU-sized batch and the GPU default
 
 
-def pick_workers(explicit: int | None, gpu: bool, task: str) -> int:
-    """--workers if given, else what the pipeline uses for the task (extract.num_workers: null)."""
-    return explicit if explicit is not None else default_workers(gpu, task)
+def pick_workers(explicit: int | None, gpu: bool, decode_pass: bool = False) -> int:
+    """--workers if given, else what the pipeline uses (extract.num_workers: null)."""
+    return explicit if explicit is not None else default_workers(gpu, decode_pass)
 
 
 def bench_extract(widths, names, min_seconds: float, mm: float, dev, precision: str = "32-true",
@@ -187,12 +187,12 @@ def _extract_from_files(root: Path, cfg_name: str, width: str, cache: Path, work
     gpu = torch.cuda.is_available()
     if audio_cache:
         audio = AudioCache(cache / "audio", source, inputs)
-        audio.ensure(num_workers=pick_workers(workers, gpu, "decode"))
+        audio.ensure(num_workers=pick_workers(workers, gpu, decode_pass=True))
         source = CachedSource(source, audio)
     model = build_frontend(cfg, width, 0)
     entry = FeatureEntry.for_spec(cache, {"bench": cfg_name, "width": width, "n": len(source), "t": time.time()}, cfg_name)
     opts = ExtractOptions(accelerator="auto", batch_size=batch, progress=False,
-                          num_workers=pick_workers(workers, gpu, "cached" if audio_cache else "files"))
+                          num_workers=pick_workers(workers, gpu))
     t0 = time.perf_counter()
     run_extraction(entry, source, model, inputs, opts)
     return time.perf_counter() - t0
@@ -239,7 +239,7 @@ def bench_e2e(n: int, dev, pairs, workers: int | None, gpu_batches: bool) -> pd.
                 t_2n = _extract_from_files(root, name, width, tmp / f"c2{name}{cached}", workers, batch, cached)
                 rss_2n = peak_rss_mb()
                 steady = n / max(t_2n - t_n, 1e-9)     # the extra n clips of the 2n run: start-up cost cancels
-                used = pick_workers(workers, dev.type == "cuda", "cached" if cached else "files")
+                used = pick_workers(workers, dev.type == "cuda")
                 rows.append({"frontend": name, "width": width, "from": where, "batch": batch, "workers": used,
                              "in_memory_clips_per_s": round(mem, 2),
                              f"clips_per_s_{n}": round(n / t_n, 2), f"clips_per_s_{2 * n}": round(2 * n / t_2n, 2),
@@ -272,7 +272,7 @@ def bench_decode(n: int, mm: float, dev, seeds=(0, 1, 2), root: Path | None = No
         inputs = InputConfig()
         ac = AudioCache(tmp / "cache", source, inputs)
         t0 = time.perf_counter()
-        ac.ensure(num_workers=pick_workers(workers, gpu, "decode"))
+        ac.ensure(num_workers=pick_workers(workers, gpu, decode_pass=True))
         decode = time.perf_counter() - t0
         rows.append({"step": "decode + resample every file once", "jobs": 1, "seconds": round(decode, 2)})
         cached = CachedSource(source, ac)
@@ -284,7 +284,7 @@ def bench_decode(n: int, mm: float, dev, seeds=(0, 1, 2), root: Path | None = No
             for seed in job_seeds:
                 model = build_frontend(cfg, "small", seed)
                 entry = FeatureEntry.for_spec(tmp / "cache", {"bench": name, "seed": seed}, name)
-                opts = ExtractOptions(batch_size=batch, num_workers=pick_workers(workers, gpu, "cached"), progress=False)
+                opts = ExtractOptions(batch_size=batch, num_workers=pick_workers(workers, gpu), progress=False)
                 t0 = time.perf_counter()
                 run_extraction(entry, cached, model, inputs, opts)
                 total += time.perf_counter() - t0

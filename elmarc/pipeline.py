@@ -148,18 +148,18 @@ def extract_stage(cfg: DictConfig, source, frontend, entry: FeatureEntry, cache_
         torch.set_num_threads(int(cfg.extract.threads))
     gpu = uses_gpu(str(cfg.extract.accelerator))
 
-    def workers(task: str) -> int:
-        return default_workers(gpu, task) if cfg.extract.num_workers is None else int(cfg.extract.num_workers)
+    def workers(decode_pass: bool = False) -> int:
+        return default_workers(gpu, decode_pass) if cfg.extract.num_workers is None else int(cfg.extract.num_workers)
 
     decode = {}
     if cfg.extract.audio_cache:
         audio = AudioCache(cache_dir, source, inputs)
-        decode = audio.ensure(num_workers=workers("decode"), on_error=on_error)
+        decode = audio.ensure(num_workers=workers(decode_pass=True), on_error=on_error)
         source = CachedSource(source, audio)
     bs = cfg.extract.batch_size or frontend_batch_size(cfg.frontend, cfg.features.width, gpu)
     opts = ExtractOptions(accelerator=cfg.extract.accelerator, devices=cfg.extract.devices,
                           precision=str(cfg.extract.precision), batch_size=int(bs),
-                          num_workers=workers("cached" if cfg.extract.audio_cache else "files"),
+                          num_workers=workers(),
                           progress=bool(cfg.extract.progress),
                           on_error=on_error, tf32=bool(cfg.extract.get("tf32", False)),
                           compile=use_compile(cfg, gpu))

@@ -212,14 +212,12 @@ def test_config_mistakes_are_explained(tmp_path, override, expected):
         assert piece in text, (piece, text[-1500:])
 
 
-def test_loader_workers_default_to_the_task(monkeypatch):
+def test_loader_workers_default_to_the_device_and_the_pass(monkeypatch):
     from elmarc.extract import default_workers
 
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
-    # CPU: every core decodes once; a job reading the audio cache makes inputs in-process; from files, 1 beside the model
-    assert [default_workers(False, t) for t in ("decode", "cached", "files")] == [16, 0, 1]
-    assert [default_workers(True, t) for t in ("decode", "cached", "files")] == [8, 8, 8]
+    # CPU: every core decodes once; extraction makes its inputs in-process; a GPU is fed by up to 8 workers
+    assert (default_workers(False, decode_pass=True), default_workers(False)) == (16, 0)
+    assert (default_workers(True, decode_pass=True), default_workers(True)) == (8, 8)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    assert default_workers(True, "cached") == 1 and default_workers(False, "decode") == 2
-    with pytest.raises(ValueError, match="task"):
-        default_workers(False, "decoding")
+    assert (default_workers(True), default_workers(False, decode_pass=True)) == (1, 2)
