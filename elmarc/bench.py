@@ -3,7 +3,7 @@
 Sections (``--only`` picks some):
   extract   every front-end x width on 29-s inputs: clips/s, MACs/clip (from the model), GFLOP/s,
             fraction of the fp32 matmul rate measured in the same run, peak resident memory
-  e2e       extraction from audio files (decode + resample + model inputs in DataLoader workers,
+  e2e       extraction from audio files (decode + resample + model inputs, as extraction makes them,
             the real Lightning path) against the same model on in-memory inputs; peak memory
             for N and 2N clips (it must not grow with the number of clips)
   decode    decode once: seconds of the decode pass against all small front-ends x 3 seeds
@@ -482,7 +482,7 @@ def main(argv=None) -> int:
         df = bench_e2e(args.e2e_clips, dev, [("vgg", "large"), ("7x86", "large"), ("vgg", "small")], args.workers,
                        gpu_batches=dev.type == "cuda")
         df.to_csv(args.out / "e2e.csv", index=False)
-        md += ["## End to end: from 44.1 kHz WAV files (decode + resample + model inputs in DataLoader workers) "
+        md += ["## End to end: from 44.1 kHz WAV files (decode + resample + model inputs, as extraction makes them) "
                "and from the decoded-audio cache", "", markdown_table(df), ""]
     if "decode" in sections:
         print("decode: one decode pass vs all small front-ends x 3 seeds", flush=True)

@@ -2,7 +2,8 @@
 
 Batches are fixed ranges of clip indices, so an interrupted run resumes with exactly
 the batches it had not written, and its features equal an uninterrupted run's.
-Audio is decoded and resampled in DataLoader workers, in parallel with the CNN.
+Audio is decoded and resampled in DataLoader workers in parallel with the CNN when it runs on a GPU,
+in the main process between batches on a CPU (see default_workers).
 """
 from __future__ import annotations
 
@@ -30,8 +31,7 @@ class ClipInputs(Dataset):
 
     def __init__(self, source: ClipSource, kind: str, cfg: InputConfig, on_error: str = "skip"):
         self.source, self.kind, self.cfg, self.on_error = source, kind, cfg, on_error
-        # built here, not lazily in each DataLoader worker: a worker would import torchaudio and
-        # build it again in every job (~0.4 s of start-up a job)
+        # built once here (DataLoader workers inherit it), not again in each worker of every job
         self._fbank = mel_filterbank(cfg) if kind == "logmel" else None
 
     def __len__(self) -> int:
