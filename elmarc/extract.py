@@ -189,9 +189,10 @@ def _lightning():
     class ShardWriter(BasePredictionWriter):
         """Writes every batch's features to the cache as soon as the batch is done."""
 
-        def __init__(self, entry: FeatureEntry):
+        def __init__(self, entry: FeatureEntry, gc_every_s: float = 60.0):
             super().__init__(write_interval="batch")
             self.entry, self.n_written, self.skipped = entry, 0, []
+            self.gc_every_s, self.last_gc = gc_every_s, time.monotonic()
 
         def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
             skipped = prediction["skipped"]
@@ -201,8 +202,12 @@ def _lightning():
                 log.warning("skipped clip %d: %s", i, r)
             self.skipped += skipped
             self.n_written += len(prediction["index"]) + len(skipped)
-            if batch_idx % 16 == 15:
-                gc.collect()  # lightning issue 19398: CPU memory can creep in long predicts
+            # lightning issue 19398: CPU memory can creep in long predicts. A full collection costs
+            # ~0.25 s with torch loaded (every 16 batches it was 37% of a small ESC-10 job), so
+            # collect by the clock instead: at most 0.5% of a long run.
+            if time.monotonic() - self.last_gc >= self.gc_every_s:
+                gc.collect()
+                self.last_gc = time.monotonic()
 
     return pl, FrontendModule, ShardWriter
 
