@@ -45,7 +45,7 @@ class TimbralBlock(nn.Module):
                 h = ops.conv2d_max_freq(x, conv.weight, (pad, pad))   # conv + max over frequency, fused
             else:
                 h = conv(F.pad(x, (0, 0, pad, pad)) if pad else x).amax(dim=3, keepdim=True)
-            feats.append(time_mean(F.relu(h)))                # pooled over all remaining frequency
+            feats.append(time_mean(h.relu_()))                # pooled over all remaining frequency; a fresh map
         return feats
 
 

@@ -35,7 +35,7 @@ class Conv7xN(Frontend):
             h = ops.conv2d_max_freq(x, self.conv.weight)      # conv + max over frequency, fused
         else:
             h = self.conv(x).amax(dim=3, keepdim=True)        # (B, nf, T-6, F-kf+1) -> (B, nf, T-6, 1)
-        return time_mean(F.relu(h))                           # ReLU after the pool: fewer values
+        return time_mean(h.relu_())                           # ReLU after the pool (fewer values), in place
 
 
 class VGG(Frontend):
