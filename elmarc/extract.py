@@ -99,7 +99,7 @@ def compiled(frontend: Frontend) -> Frontend:
     """The front-end with its forward compiled by torch.compile (same values up to float rounding).
 
     Measured (make bench, large width, with the fused forms of frontends/ops.py): CPU, 2 threads:
-    7x96 +30%, sample_level +7%, but vgg, frame_level(_many), 7x86 and the timbral family lose;
+    7x96 +30%; sample_level, vgg, frame_level(_many), 7x86 and the timbral family gain nothing or lose;
     H100: 7x96 +50%, timbral +31%, vgg +1%. Hence a per-front-end flag (``compile`` in
     conf/frontend/*.yaml, per device where they disagree). Whole-clip MFCC inputs vary in length
     and stay eager.
