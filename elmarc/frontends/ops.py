@@ -1,6 +1,6 @@
 """Faster forms of the convolutions the paper's front-ends use a lot, shared by the Python and declared models.
 
-They give the same values as the plain ``nn.Conv2d`` (up to float summation order) with the
+They give the same values as the plain modules (``nn.Conv1d``/``nn.Conv2d``, ``F.elu``; up to float rounding) with the
 same weights. ``direct_convolution()`` switches them off, e.g. to count the multiply-accumulates
 of the direct convolution with forward hooks (the describe command does).
 """
@@ -120,7 +120,7 @@ def conv2d_1ch_same_maxpool(h: torch.Tensor, weight: torch.Tensor, pool: tuple[i
         if out is None:
             out = blk.new_empty(B, To, Fo, O)                 # blk's dtype: bf16 under autocast
         # the max over frequency as elementwise maxima of slices, then over time: one amax over both
-        # axes runs 3-5x slower (vgg's first layer: 164 -> 50 ms small, 401 -> 79 ms large a batch)
+        # axes runs 3-5x slower (vgg's first layer: 164 -> 45 ms small, 401 -> 78 ms large a batch)
         freq_max = blk[:, :, :, :, 0]
         for j in range(1, pf):
             freq_max = torch.maximum(freq_max, blk[:, :, :, :, j])
