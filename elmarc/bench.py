@@ -29,7 +29,7 @@ import torch
 
 from .describe import conv_macs, frontend_configs, paper_example
 from .frontends import build_frontend
-from .extract import default_workers, frontend_batch_size
+from .extract import frontend_batch_size, resolve_workers
 
 SECTIONS = ("extract", "e2e", "decode", "svmgrid", "svmconv", "classify")
 
@@ -100,9 +100,10 @@ def batch_sizes(cfg, width: str, dev, gpu_batch_only: bool) -> list[int]:
     return [gpu] if gpu_batch_only else sorted({base, gpu})    # GPU: the CPU-sized batch and the GPU default
 
 
-def pick_workers(explicit: int | None, gpu: bool, decode_pass: bool = False) -> int:
-    """--workers if given, else what the pipeline uses (extract.num_workers: null)."""
-    return explicit if explicit is not None else default_workers(gpu, decode_pass)
+def example_batch(kind: str, batch: int, dev) -> torch.Tensor:
+    """Random model inputs of 29-s clips at realistic scales: waveform or log-mel (dB)."""
+    return (torch.randn(batch, 350000, device=dev) * 0.1 if kind == "waveform"
+            else torch.randn(batch, 1376, 96, device=dev) * 10 - 40)
 
 
 def bench_extract(widths, names, min_seconds: float, mm: float, dev, precision: str = "32-true",
@@ -120,8 +121,7 @@ def bench_extract(widths, names, min_seconds: float, mm: float, dev, precision: 
             model = model.to(dev)
             run = torch.compile(model) if compile_model else model
             for batch in batch_sizes(cfg, w, dev, gpu_batch_only):
-                x = (torch.randn(batch, 350000, device=dev) * 0.1 if model.input_kind == "waveform"
-                     else torch.randn(batch, 1376, 96, device=dev) * 10 - 40)
+                x = example_batch(model.input_kind, batch, dev)
                 reset_peak_rss()
                 if dev.type == "cuda":
                     torch.cuda.reset_peak_memory_stats()
@@ -187,12 +187,12 @@ def _extract_from_files(root: Path, cfg_name: str, width: str, cache: Path, work
     gpu = torch.cuda.is_available()
     if audio_cache:
         audio = AudioCache(cache / "audio", source, inputs)
-        audio.ensure(num_workers=pick_workers(workers, gpu, decode_pass=True))
+        audio.ensure(num_workers=resolve_workers(workers, gpu, decode_pass=True))
         source = CachedSource(source, audio)
     model = build_frontend(cfg, width, 0)
     entry = FeatureEntry.for_spec(cache, {"bench": cfg_name, "width": width, "n": len(source), "t": time.time()}, cfg_name)
     opts = ExtractOptions(accelerator="auto", batch_size=batch, progress=False,
-                          num_workers=pick_workers(workers, gpu))
+                          num_workers=resolve_workers(workers, gpu))
     t0 = time.perf_counter()
     run_extraction(entry, source, model, inputs, opts)
     return time.perf_counter() - t0
@@ -201,8 +201,7 @@ def _extract_from_files(root: Path, cfg_name: str, width: str, cache: Path, work
 def _in_memory_rate(cfg_name: str, width: str, n: int, dev, batch: int) -> float:
     cfg = frontend_configs()[cfg_name]
     model = build_frontend(cfg, width, 0).to(dev)
-    x = (torch.randn(batch, 350000, device=dev) * 0.1 if model.input_kind == "waveform"
-         else torch.randn(batch, 1376, 96, device=dev) * 10 - 40)
+    x = example_batch(model.input_kind, batch, dev)
     with run_context(dev, "32-true"):
         model(x)                                           # warm-up at the timed batch size
         sync(dev)
@@ -239,7 +238,7 @@ def bench_e2e(n: int, dev, pairs, workers: int | None, gpu_batches: bool) -> pd.
                 t_2n = _extract_from_files(root, name, width, tmp / f"c2{name}{cached}", workers, batch, cached)
                 rss_2n = peak_rss_mb()
                 steady = n / max(t_2n - t_n, 1e-9)     # the extra n clips of the 2n run: start-up cost cancels
-                used = pick_workers(workers, dev.type == "cuda")
+                used = resolve_workers(workers, dev.type == "cuda")
                 rows.append({"frontend": name, "width": width, "from": where, "batch": batch, "workers": used,
                              "in_memory_clips_per_s": round(mem, 2),
                              f"clips_per_s_{n}": round(n / t_n, 2), f"clips_per_s_{2 * n}": round(2 * n / t_2n, 2),
@@ -272,7 +271,7 @@ def bench_decode(n: int, mm: float, dev, seeds=(0, 1, 2), root: Path | None = No
         inputs = InputConfig()
         ac = AudioCache(tmp / "cache", source, inputs)
         t0 = time.perf_counter()
-        ac.ensure(num_workers=pick_workers(workers, gpu, decode_pass=True))
+        ac.ensure(num_workers=resolve_workers(workers, gpu, decode_pass=True))
         decode = time.perf_counter() - t0
         rows.append({"step": "decode + resample every file once", "jobs": 1, "seconds": round(decode, 2)})
         cached = CachedSource(source, ac)
@@ -284,7 +283,7 @@ def bench_decode(n: int, mm: float, dev, seeds=(0, 1, 2), root: Path | None = No
             for seed in job_seeds:
                 model = build_frontend(cfg, "small", seed)
                 entry = FeatureEntry.for_spec(tmp / "cache", {"bench": name, "seed": seed}, name)
-                opts = ExtractOptions(batch_size=batch, num_workers=pick_workers(workers, gpu), progress=False)
+                opts = ExtractOptions(batch_size=batch, num_workers=resolve_workers(workers, gpu), progress=False)
                 t0 = time.perf_counter()
                 run_extraction(entry, cached, model, inputs, opts)
                 total += time.perf_counter() - t0
@@ -361,12 +360,14 @@ def bench_svmconv(feature_dirs: list[Path]) -> pd.DataFrame:
     large C shows up as iterations; on a precomputed kernel each iteration is O(n), not O(n x dim))."""
     from sklearn.svm import SVC
 
+    from .cache import FeatureEntry
+    from .classifiers.splits import standardise
     from .classifiers.svm import SVMGrid, squared_distances
 
     sets = []
     for d in feature_dirs:
-        X = np.load(d / "features.npy")
-        y = pd.read_csv(d / "clips.csv", keep_default_na=False)["label"].astype(str).to_numpy()
+        X, clips = FeatureEntry(Path(d), {}).load()            # a complete entry, or an error saying what to run
+        y = clips["label"].astype(str).to_numpy()
         ok = np.isfinite(X).all(axis=1)
         sets.append((d.name, X[ok], y[ok]))
     if not sets:
@@ -374,14 +375,14 @@ def bench_svmconv(feature_dirs: list[Path]) -> pd.DataFrame:
     rows = []
     for name, X, y in sets:
         for scaling in ("as extracted", "standardised"):
-            Z = X.astype(np.float64)
-            if scaling == "standardised":
-                Z = (Z - Z.mean(axis=0)) / np.where(Z.std(axis=0) > 0, Z.std(axis=0), 1.0)
             train = np.random.default_rng(0).permutation(len(y)) % 5 != 0
-            D, De = squared_distances(Z[train], Z[train]), squared_distances(Z[~train], Z[train])
-            G, Ge = Z[train] @ Z[train].T, Z[~train] @ Z[train].T
+            Zt, Ze = X[train].astype(np.float64), X[~train].astype(np.float64)
+            if scaling == "standardised":
+                Zt, Ze = standardise(Zt, Ze)                   # training statistics, as the classifier stage
+            D, De = squared_distances(Zt, Zt), squared_distances(Ze, Zt)
+            G, Ge = Zt @ Zt.T, Ze @ Zt.T
             for st in SVMGrid().settings:
-                gamma = None if st["kernel"] == "linear" else (1.0 / Z.shape[1] if st["gamma"] == "auto" else st["gamma"])
+                gamma = None if st["kernel"] == "linear" else (1.0 / Zt.shape[1] if st["gamma"] == "auto" else st["gamma"])
                 K, Ke = (G, Ge) if gamma is None else (np.exp(-gamma * D), np.exp(-gamma * De))
                 clf = SVC(kernel="precomputed", C=st["C"])
                 t0 = time.perf_counter()

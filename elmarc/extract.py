@@ -131,6 +131,11 @@ def default_workers(gpu: bool, decode_pass: bool = False) -> int:
     return cores if decode_pass else 0
 
 
+def resolve_workers(requested: int | None, gpu: bool, decode_pass: bool = False) -> int:
+    """extract.num_workers as given, or default_workers when it is null."""
+    return default_workers(gpu, decode_pass) if requested is None else int(requested)
+
+
 def frontend_batch_size(frontend_cfg, width: str, gpu: bool) -> int:
     """The front-end config's batch size for the width: gpu_batch_size on a GPU, else batch_size."""
     sizes = (frontend_cfg.get("gpu_batch_size") if gpu else None) or frontend_cfg.batch_size

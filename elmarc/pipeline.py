@@ -133,7 +133,7 @@ def use_compile(cfg: DictConfig, gpu: bool = False) -> bool:
 def extract_stage(cfg: DictConfig, source, frontend, entry: FeatureEntry, cache_dir: Path) -> dict:
     """Features into the cache; audio decoded once per dataset (shared by every front-end and seed)."""
     from .audio_cache import AudioCache, CachedSource
-    from .extract import ExtractOptions, default_workers, frontend_batch_size, run_extraction, uses_gpu
+    from .extract import ExtractOptions, frontend_batch_size, resolve_workers, run_extraction, uses_gpu
 
     if entry.is_complete():
         log.info("features cached at %s: nothing to extract", entry.root)
@@ -147,19 +147,16 @@ def extract_stage(cfg: DictConfig, source, frontend, entry: FeatureEntry, cache_
 
         torch.set_num_threads(int(cfg.extract.threads))
     gpu = uses_gpu(str(cfg.extract.accelerator))
-
-    def workers(decode_pass: bool = False) -> int:
-        return default_workers(gpu, decode_pass) if cfg.extract.num_workers is None else int(cfg.extract.num_workers)
-
     decode = {}
     if cfg.extract.audio_cache:
         audio = AudioCache(cache_dir, source, inputs)
-        decode = audio.ensure(num_workers=workers(decode_pass=True), on_error=on_error)
+        decode = audio.ensure(num_workers=resolve_workers(cfg.extract.num_workers, gpu, decode_pass=True),
+                              on_error=on_error)
         source = CachedSource(source, audio)
     bs = cfg.extract.batch_size or frontend_batch_size(cfg.frontend, cfg.features.width, gpu)
     opts = ExtractOptions(accelerator=cfg.extract.accelerator, devices=cfg.extract.devices,
                           precision=str(cfg.extract.precision), batch_size=int(bs),
-                          num_workers=workers(),
+                          num_workers=resolve_workers(cfg.extract.num_workers, gpu),
                           progress=bool(cfg.extract.progress),
                           on_error=on_error, tf32=bool(cfg.extract.get("tf32", False)),
                           compile=use_compile(cfg, gpu))

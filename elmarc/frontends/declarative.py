@@ -159,7 +159,7 @@ class ConvReluMean(nn.Module):
                     else (0, 0) if conv.padding == "valid" else tuple(conv.padding[0]))
 
     def forward(self, h):
-        if ops.enabled(h, on_gpu=False):
+        if ops.enabled():
             return ops.conv1d_relu_mean(h, self.inner.conv.weight, self.pad)
         return time_mean(F.relu(self.inner(h)))
 

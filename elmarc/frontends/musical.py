@@ -61,7 +61,7 @@ class TemporalBlock(nn.Module):
 
     def forward(self, mel: torch.Tensor) -> list[torch.Tensor]:
         envelope = mel.mean(dim=2).unsqueeze(1)               # (B, 1, T)
-        if ops.enabled(envelope, on_gpu=False):
+        if ops.enabled():
             return [ops.conv1d_relu_mean(envelope, conv.weight, same_padding(conv.kernel_size[0], 1, envelope.shape[2]))
                     for conv in self.convs]
         return [time_mean(F.relu(conv1d_same(conv, envelope))) for conv in self.convs]
