@@ -45,10 +45,10 @@ describe: install
 
 # the decode section uses the real ESC-10 OGG files when they are beside the checkout
 bench: install
-	$(PYTHON) -m elmarc.bench $(if $(wildcard $(ESC10_ROOT)),--decode-root $(ESC10_ROOT))
+	$(PYTHON) -m benchmarks.bench $(if $(wildcard $(ESC10_ROOT)),--decode-root $(ESC10_ROOT))
 
 bench-classify: install
-	$(PYTHON) -m elmarc.bench --only classify
+	$(PYTHON) -m benchmarks.bench --only classify
 
 # --- the paper's sweeps: make paper-gtzan GTZAN_ROOT=/data/gtzan ------------------------------
 # every front-end the paper used for the dataset x both widths x SVM and ELM x 3 seeds, features

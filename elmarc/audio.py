@@ -6,35 +6,17 @@ reference code (time on the first axis, frequency on the second).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .config import InputConfig
+from .errors import UserError
 
-class AudioError(ValueError):
+
+class AudioError(UserError):
     """A file that cannot be turned into a usable clip; the message says why."""
-
-
-@dataclass(frozen=True)
-class InputConfig:
-    """Everything that determines the model inputs (part of every cache key)."""
-
-    sample_rate: int = 12000
-    n_samples: int = 350000          # waveform input (~29.2 s)
-    n_frames: int = 1376             # spectrogram input frames
-    n_fft: int = 512
-    hop_length: int = 256
-    n_mels: int = 96
-    f_min: float = 0.0
-    f_max: float = 6000.0
-    amin: float = 1e-10
-    top_db: float = 80.0
-    resampler: str = "soxr_hq"
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 # ----------------------------------------------------------------------------- decoding

@@ -2,13 +2,13 @@
 
 Counted from the models themselves on the paper's inputs (350 000 samples; 1376 x 96 log-mel),
 on PyTorch's meta device (shapes only, no arithmetic), so it takes seconds at any width.
-MACs are those of the convolutions (direct convolution, the cost of everything else is small);
-the MFCC baseline has no convolution (n/a).
+MACs are those of the convolutions (the direct convolution, whatever faster form would run;
+the cost of everything else is small), counted by torch's FlopCounterMode; the MFCC baseline
+has no convolution (n/a).
 """
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -16,30 +16,22 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
+from .config import FrontendConfig, with_schema
 from .frontends import build_frontend
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "frontend"
+CONF = Path(__file__).resolve().parent / "conf" / "frontend"
 
 
 def conv_macs(model: nn.Module, example: torch.Tensor) -> int:
-    """Multiply-accumulates of every Conv1d/Conv2d for one input (batch 1), by forward hooks."""
-    total = 0
-
-    def hook(module, inputs, output):
-        nonlocal total
-        per_output = module.in_channels // module.groups * math.prod(module.kernel_size)
-        total += int(output.numel() // output.shape[0]) * per_output
+    """Multiply-accumulates of the direct convolutions for one input (batch 1)."""
+    from torch.utils.flop_counter import FlopCounterMode
 
     from .frontends.ops import direct_convolution
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d))]
-    try:
-        with direct_convolution():      # count the direct convolution, whatever faster form runs
-            model(example)
-    finally:
-        for h in handles:
-            h.remove()
-    return total
+    counter = FlopCounterMode(display=False)
+    with direct_convolution(), counter:      # the plain forms: convolutions only, no matrix products
+        model(example)
+    return int(counter.get_total_flops()) // 2          # a multiply-accumulate is two FLOPs
 
 
 def paper_example(kind: str, device: str = "meta") -> torch.Tensor:
@@ -49,7 +41,8 @@ def paper_example(kind: str, device: str = "meta") -> torch.Tensor:
 
 
 def frontend_configs(conf_dir: Path = CONF) -> dict:
-    return {p.stem: OmegaConf.load(p) for p in sorted(conf_dir.glob("*.yaml"))}
+    """name -> front-end config (over its schema) of every YAML in conf_dir."""
+    return {p.stem: with_schema(OmegaConf.load(p), FrontendConfig) for p in sorted(conf_dir.glob("*.yaml"))}
 
 
 def describe(configs: dict | None = None) -> pd.DataFrame:

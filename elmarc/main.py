@@ -1,4 +1,4 @@
-"""Thin Hydra entry point: ``python -m elmarc.main [-m] dataset=... frontend=... features=... classifier=...``."""
+"""Thin Hydra entry point: ``elmarc [-m] dataset=... frontend=... features=... classifier=...``."""
 from __future__ import annotations
 
 import logging
@@ -8,21 +8,24 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from .config import register_configs
+from .errors import UserError
+
 log = logging.getLogger("elmarc")
+register_configs()
 
 
-@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+@hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
-    from .datasets.base import DatasetError
     from .pipeline import run_job
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         status = run_job(cfg, out_dir)
-    except (DatasetError, ValueError) as exc:
-        # a user mistake: one clear message (status.json keeps it too), no traceback from deep inside
+    except UserError as exc:
+        # a user mistake: one clear message (status.json keeps it too); anything else keeps its traceback
         print(f"\nelmarc: error: {exc}", file=sys.stderr)
         if HydraConfig.get().mode.name == "RUN":
             sys.exit(2)

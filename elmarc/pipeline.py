@@ -8,49 +8,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from . import __version__
-from .audio import InputConfig
-from .cache import FeatureEntry, atomic_write_text
-from .datasets import build_dataset
-from .frontends import build_frontend, has_weights, resolve_nf
-from .protocols import resolve_protocol
+from .config import check_rules, parse_stages
+from .storage import atomic_write_text
 
 log = logging.getLogger(__name__)
-STAGES = ("extract", "classify", "report")
-
-
-def parse_stages(stage) -> list[str]:
-    names = list(STAGES) if stage in (None, "all") else (
-        [s.strip() for s in stage.split(",")] if isinstance(stage, str) else list(stage))
-    bad = [s for s in names if s not in STAGES]
-    if bad:
-        raise ValueError(f"stage={stage!r}: unknown {bad}; use 'all' or a comma list of {list(STAGES)}")
-    return names
-
-
-def input_config(cfg: DictConfig) -> InputConfig:
-    return InputConfig(**OmegaConf.to_container(cfg.input, resolve=True))
-
-
-def feature_spec(cfg: DictConfig, source, frontend) -> tuple[dict, str]:
-    """Everything that determines the features, and a readable name for the cache folder."""
-    nf = resolve_nf(cfg.frontend, cfg.features.width)
-    seeded = has_weights(frontend)
-    spec = {
-        "elmarc_version": __version__,
-        "dataset": source.identity(),
-        "input": input_config(cfg).as_dict(),
-        "input_kind": frontend.input_kind,
-        "frontend": {"name": cfg.frontend.name, "model": OmegaConf.to_container(cfg.frontend.model, resolve=True)},
-        "nf": nf,
-        "seed": int(cfg.seed) if seeded else None,       # weightless front-ends ignore the seed
-        "precision": str(cfg.extract.precision),
-    }
-    if cfg.extract.get("tf32"):
-        spec["tf32"] = True                 # only when on, so that existing keys stay valid
-    width = cfg.features.width if nf is not None else "any"
-    readable = f"{source.name}-{cfg.frontend.name}-{width}" + (f"-s{cfg.seed}" if seeded else "")
-    return spec, readable
 
 
 def job_labels(cfg: DictConfig, source) -> dict:
@@ -81,16 +42,18 @@ def _overrides() -> list[str]:
         from hydra.core.hydra_config import HydraConfig
 
         return list(HydraConfig.get().overrides.task)
-    except Exception:
+    except ValueError:          # not inside a Hydra app (called from Python)
         return []
 
 
 def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
     from .classify import classify
+    from .classify.protocols import resolve_protocol
+    from .datasets import build_dataset
+    from .extract import FeatureEntry, extract_stage, feature_spec
+    from .frontends import build_frontend
 
-    from .config_check import validate
-
-    validate(cfg)
+    check_rules(cfg)
     stages = parse_stages(cfg.stage)
     cache_dir = Path(cfg.cache_dir).expanduser().resolve()
     # the front-end first: a declared architecture that cannot work fails before any data is touched
@@ -107,60 +70,15 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
         clips = entry.clip_table()
         clips[~clips["ok"]].to_csv(out_dir / "skipped.csv", index=False)
 
-    if "classify" in stages:
-        protocol = resolve_protocol(cfg.protocol.name, source.scheme, cfg.dataset.protocol)
+    if "classify" in stages or "report" in stages:
+        # report alone reads the rows the classify stage cached for this job; it never fits
+        protocol = resolve_protocol(str(cfg.protocol.name), source.scheme, source.protocol)
         table = classify(entry, OmegaConf.to_container(cfg.classifier, resolve=True), protocol,
                          bool(cfg.classify.standardize), int(cfg.seed), job_labels(cfg, source),
-                         cache_dir / "results")
+                         cache_dir / "results", fit="classify" in stages)
         table.to_csv(out_dir / "results.csv", index=False)
         result["accuracy"] = float(table["accuracy"].astype(float).mean())
     return result
-
-
-def use_compile(cfg: DictConfig, gpu: bool = False) -> bool:
-    """extract.compile: true/false, or auto: at the large width where the front-end's `compile` flag
-    says it pays (there a job runs minutes to hours; the compile's start-up seconds would dominate a
-    small-width job). The flag is a bool, or {cpu: bool, gpu: bool} where the devices disagree."""
-    choice = str(cfg.extract.get("compile", "auto")).lower()
-    if choice != "auto":
-        return choice == "true"
-    flag = cfg.frontend.get("compile", False)
-    if isinstance(flag, (dict, DictConfig)):
-        flag = flag.get("gpu" if gpu else "cpu", False)
-    return bool(flag) and str(cfg.features.width) == "large"
-
-
-def extract_stage(cfg: DictConfig, source, frontend, entry: FeatureEntry, cache_dir: Path) -> dict:
-    """Features into the cache; audio decoded once per dataset (shared by every front-end and seed)."""
-    from .audio_cache import AudioCache, CachedSource
-    from .extract import ExtractOptions, frontend_batch_size, resolve_workers, run_extraction, uses_gpu
-
-    if entry.is_complete():
-        log.info("features cached at %s: nothing to extract", entry.root)
-        return {"cached": True, "extracted": 0}
-    on_error = str(cfg.extract.on_error)
-    if on_error not in ("skip", "raise"):
-        raise ValueError(f"extract.on_error={on_error!r} is not allowed; use 'skip' or 'raise'")
-    inputs = input_config(cfg)
-    if cfg.extract.get("threads"):
-        import torch
-
-        torch.set_num_threads(int(cfg.extract.threads))
-    gpu = uses_gpu(str(cfg.extract.accelerator))
-    decode = {}
-    if cfg.extract.audio_cache:
-        audio = AudioCache(cache_dir, source, inputs)
-        decode = audio.ensure(num_workers=resolve_workers(cfg.extract.num_workers, gpu, decode_pass=True),
-                              on_error=on_error)
-        source = CachedSource(source, audio)
-    bs = cfg.extract.batch_size or frontend_batch_size(cfg.frontend, cfg.features.width, gpu)
-    opts = ExtractOptions(accelerator=cfg.extract.accelerator, devices=cfg.extract.devices,
-                          precision=str(cfg.extract.precision), batch_size=int(bs),
-                          num_workers=resolve_workers(cfg.extract.num_workers, gpu),
-                          progress=bool(cfg.extract.progress),
-                          on_error=on_error, tf32=bool(cfg.extract.get("tf32", False)),
-                          compile=use_compile(cfg, gpu))
-    return {**run_extraction(entry, source, frontend, inputs, opts), "decode": decode}
 
 
 def _in_multirun() -> bool:
@@ -169,5 +87,5 @@ def _in_multirun() -> bool:
         from hydra.types import RunMode
 
         return HydraConfig.get().mode == RunMode.MULTIRUN
-    except Exception:
+    except ValueError:
         return False

@@ -1,3 +1,5 @@
+"""Running elmarc from the tests: in-process through Hydra's compose API (most tests), or as the CLI (a few)."""
+import logging
 import os
 import subprocess
 import sys
@@ -8,10 +10,59 @@ TINY = ["dataset=synthetic", "dataset.n_per_class=6", "dataset.n_folds=3", "data
         "extract.progress=false", "extract.num_workers=0"]
 
 
-def run_cli(args, cache, cwd=None, check=True, module="elmarc.main", timeout=600):
-    env = {**os.environ, "ELMARC_CACHE": str(cache), "HYDRA_FULL_ERROR": "1", "PYTHONUNBUFFERED": "1"}
+def compose_cfg(overrides, cache=None, config_dir=None):
+    """The job config as `elmarc <overrides>` would compose it (cache_dir set when given)."""
+    from hydra import compose, initialize_config_dir, initialize_config_module
+
+    from elmarc.config import register_configs
+
+    register_configs()
+    extra = [f"cache_dir={cache}"] if cache is not None else []
+    init = (initialize_config_dir(str(config_dir), version_base="1.3") if config_dir
+            else initialize_config_module("elmarc.conf", version_base="1.3"))
+    with init:
+        return compose("config", overrides=[*overrides, *extra])
+
+
+def run_job(overrides, out_dir, cache):
+    """One job in this process, as a single run of the CLI writes it (report included)."""
+    from elmarc.pipeline import run_job as run
+
+    return run(compose_cfg(overrides, cache), Path(out_dir))
+
+
+def run_sweep(jobs, sweep_dir, cache):
+    """Each override list as job <i> of a sweep folder, then the sweep's report (what -m writes)."""
+    from unittest import mock
+
+    from elmarc.report import write_report
+
+    with mock.patch("elmarc.pipeline._in_multirun", return_value=True):
+        for i, overrides in enumerate(jobs):
+            run_job(overrides, Path(sweep_dir) / str(i), cache)
+    write_report(sweep_dir, print_summary=False)
+    return Path(sweep_dir)
+
+
+def grid(**axes):
+    """Every combination of the axes as override lists, like a -m sweep: grid(frontend=["a", "b"], seed=[0, 1])."""
+    import itertools
+
+    keys = list(axes)
+    return [[f"{k}={v}" for k, v in zip(keys, combo)] for combo in itertools.product(*(axes[k] for k in keys))]
+
+
+def run_cli(args, cache, cwd=None, check=True, module="elmarc.main", timeout=600, env=None):
+    env = {**os.environ, "ELMARC_CACHE": str(cache), "HYDRA_FULL_ERROR": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
     proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd or ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout[-4000:]}\nSTDERR:\n{proc.stderr[-4000:]}")
     return proc
+
+
+def log_text(caplog) -> str:
+    return "\n".join(r.getMessage() for r in caplog.records)
+
+
+logging.getLogger("elmarc").setLevel(logging.INFO)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..config import with_schema
+from ..errors import UserError
 from .base import ClipSource, DatasetError
 
 
@@ -11,17 +13,16 @@ def build_dataset(dataset_cfg: DictConfig | dict) -> ClipSource:
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
-    if not isinstance(dataset_cfg, DictConfig):
-        dataset_cfg = OmegaConf.create(dataset_cfg)
+    dataset_cfg = with_schema(dataset_cfg)
     try:
         source = instantiate(dataset_cfg, _convert_="all")
     except InstantiationException as exc:
         # Hydra wraps the loader's own error; the user needs that message, not the wrapper's
-        if isinstance(exc.__cause__, (DatasetError, ValueError)):
+        if isinstance(exc.__cause__, UserError):
             raise exc.__cause__ from None
         raise
     if not isinstance(source, ClipSource):
-        raise TypeError(f"dataset {dataset_cfg.get('name')!r} did not build a ClipSource")
+        raise DatasetError(f"dataset {dataset_cfg.get('name')!r}: {dataset_cfg.get('_target_')} did not build a ClipSource")
     if len(source) == 0:
         raise DatasetError(f"dataset {dataset_cfg.get('name')!r} has no clips under root {source.root!r}")
     return source

@@ -20,7 +20,7 @@ def layout(classes) -> str:
             + " ".join(classes))
 
 
-def build(root: str | None = None, classes=CLASSES, n_folds: int = 10, fold_seed: int = 0, **_) -> ClipSource:
+def build(*, name: str, root: str | None, classes: list[str], n_folds: int, fold_seed: int, protocol: str) -> ClipSource:
     base = require_root("ballroom", root, layout(classes))
     rows = []
     dirs = {p.name: p for p in base.rglob("*") if p.is_dir() and p.name in set(classes)}
@@ -40,4 +40,4 @@ def build(root: str | None = None, classes=CLASSES, n_folds: int = 10, fold_seed
     table = pd.DataFrame(rows).sort_values("clip_id").reset_index(drop=True)
     table["fold"] = stratified_folds(table["label"].to_numpy(), n_folds, fold_seed)
     table["split"] = ""
-    return ClipSource("ballroom", table, "folds", str(base), {"n_folds": n_folds, "fold_seed": fold_seed})
+    return ClipSource(name, table, "folds", str(base), {"n_folds": n_folds, "fold_seed": fold_seed}, protocol)

@@ -9,12 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..audio import InputConfig, load_clip
+from ..audio import load_clip
+from ..config import InputConfig
+from ..errors import UserError
 
 CLIP_COLUMNS = ("clip_id", "path", "label", "fold", "split")
 
 
-class DatasetError(RuntimeError):
+class DatasetError(UserError):
     """A dataset copy that cannot be used as configured; the message says what to fix."""
 
 
@@ -29,6 +31,7 @@ class ClipSource:
         fold     k-fold index (0-based), -1 when the dataset has predefined splits
         split    'train' / 'valid' / 'test' for predefined splits, '' otherwise
     scheme: 'predefined' (train/valid/test) or 'folds'.
+    protocol: the protocol the dataset's publication uses (protocol=auto).
     """
 
     name: str
@@ -36,6 +39,7 @@ class ClipSource:
     scheme: str
     root: str = ""
     extra_identity: dict = field(default_factory=dict)
+    protocol: str = "paper"          # the dataset's natural protocol (protocol=auto picks it)
 
     def __post_init__(self):
         missing = set(CLIP_COLUMNS) - set(self.clips.columns)

@@ -45,7 +45,7 @@ def _from_class_folders(base: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def build_esc10(root: str | None = None, **_) -> ClipSource:
+def build_esc10(*, name: str, root: str | None, protocol: str) -> ClipSource:
     base = require_root("esc10", root, LAYOUT_10)
     if (base / "meta" / "esc50.csv").is_file():
         table = _from_esc50_csv("esc10", base, True, LAYOUT_10)
@@ -54,13 +54,13 @@ def build_esc10(root: str | None = None, **_) -> ClipSource:
     if table.empty:
         raise DatasetError(f"dataset 'esc10': no class folders like '001 - Dog bark' under {str(base)!r}.\n"
                            f"  Expected layout under the root:\n{LAYOUT_10}\n  Fix: dataset.root=/path/to/ESC-10")
-    return ClipSource("esc10", table.sort_values("clip_id").reset_index(drop=True), "folds", str(base))
+    return ClipSource(name, table.sort_values("clip_id").reset_index(drop=True), "folds", str(base), protocol=protocol)
 
 
-def build_esc50(root: str | None = None, **_) -> ClipSource:
+def build_esc50(*, name: str, root: str | None, protocol: str) -> ClipSource:
     base = require_root("esc50", root, LAYOUT_50)
     if not (base / "meta" / "esc50.csv").is_file():
         raise DatasetError(f"dataset 'esc50': metadata file {str(base / 'meta' / 'esc50.csv')!r} not found.\n"
                            f"  Expected layout under the root:\n{LAYOUT_50}\n  Fix: dataset.root=/path/to/ESC-50")
     table = _from_esc50_csv("esc50", base, False, LAYOUT_50)
-    return ClipSource("esc50", table.sort_values("clip_id").reset_index(drop=True), "folds", str(base))
+    return ClipSource(name, table.sort_values("clip_id").reset_index(drop=True), "folds", str(base), protocol=protocol)

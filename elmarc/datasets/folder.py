@@ -33,8 +33,7 @@ def _from_list(base: Path, list_path: Path) -> pd.DataFrame:
     return out
 
 
-def build(root: str | None = None, list: str | None = None, n_folds: int = 5, fold_seed: int = 0,
-          name: str = "folder", **_) -> ClipSource:
+def build(*, name: str, root: str | None, list: str | None, n_folds: int, fold_seed: int, protocol: str) -> ClipSource:
     base = require_root(name, root, LAYOUT)
     if list:
         table = _from_list(base, Path(list))
@@ -59,4 +58,5 @@ def build(root: str | None = None, list: str | None = None, n_folds: int = 5, fo
                 raise DatasetError(f"dataset {name!r}: class {counts.idxmin()!r} has {counts.min()} clips, fewer "
                                    f"than dataset.n_folds={n_folds}; lower n_folds or add clips")
             table["fold"] = stratified_folds(table["label"].to_numpy(), n_folds, fold_seed)
-    return ClipSource(name, table, scheme, str(base), {"n_folds": n_folds, "fold_seed": fold_seed, "list": bool(list)})
+    return ClipSource(name, table, scheme, str(base), {"n_folds": n_folds, "fold_seed": fold_seed, "list": bool(list)},
+                      "predefined" if scheme == "predefined" else protocol)

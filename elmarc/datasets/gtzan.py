@@ -47,7 +47,7 @@ def verify_checksums(clips: pd.DataFrame) -> list[str]:
     return bad
 
 
-def build(root: str | None = None, verify_md5: bool = False, **_) -> ClipSource:
+def build(*, name: str, root: str | None, verify_md5: bool, protocol: str) -> ClipSource:
     base = require_root("gtzan", root, LAYOUT)
     table = read_split_lists()
     found = by_stem(audio_files(base))
@@ -63,4 +63,4 @@ def build(root: str | None = None, verify_md5: bool = False, **_) -> ClipSource:
             raise DatasetError(f"dataset 'gtzan': {len(bad)} files differ from the shipped md5 index:\n{shown}\n"
                                f"  Fix: replace them from a clean copy, or set dataset.verify_md5=false.")
         log.info("gtzan: md5 of every .wav file matches the shipped index")
-    return ClipSource("gtzan", table[["clip_id", "path", "label", "fold", "split"]], "predefined", str(base))
+    return ClipSource(name, table[["clip_id", "path", "label", "fold", "split"]], "predefined", str(base), protocol=protocol)

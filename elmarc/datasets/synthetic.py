@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..audio import InputConfig, resample
-from .base import ClipSource, stratified_folds
+from .base import ClipSource, DatasetError, stratified_folds
 
 TEMPI = (60.0, 84.0, 112.0, 144.0, 176.0, 208.0)          # beats per minute, rhythm classes
 TIMBRES = ("sine", "odd", "saw", "bell", "noise", "fifths")
@@ -104,14 +104,14 @@ class SyntheticSource(ClipSource):
     """A ClipSource whose audio is generated, not read."""
 
     def __init__(self, task: str, n_classes: int, n_per_class: int, duration: float,
-                 sample_rate: int, data_seed: int, n_folds: int):
+                 sample_rate: int, data_seed: int, n_folds: int, name: str, protocol: str):
         classes = TEMPI if task == "rhythm" else TIMBRES
         if task not in ("rhythm", "timbre"):
-            raise ValueError(f"dataset.task={task!r} is not allowed; use 'rhythm' or 'timbre'")
+            raise DatasetError(f"dataset.task={task!r} is not allowed; use 'rhythm' or 'timbre'")
         if not 2 <= n_classes <= len(classes):
-            raise ValueError(f"dataset.n_classes={n_classes} is not allowed; use 2..{len(classes)}")
+            raise DatasetError(f"dataset.n_classes={n_classes} is not allowed; use 2..{len(classes)}")
         if n_per_class < n_folds:
-            raise ValueError(f"dataset.n_per_class={n_per_class} is smaller than dataset.n_folds={n_folds}: "
+            raise DatasetError(f"dataset.n_per_class={n_per_class} is smaller than dataset.n_folds={n_folds}: "
                              f"every fold needs a clip of every class")
         names = [f"{task}_{c:g}bpm" if task == "rhythm" else f"{task}_{c}" for c in classes[:n_classes]]
         rows = [
@@ -123,7 +123,7 @@ class SyntheticSource(ClipSource):
         clips["fold"] = stratified_folds(clips["label"].to_numpy(), n_folds, data_seed)
         self.task, self.duration, self.rate = task, float(duration), int(sample_rate)
         super().__init__(
-            name=f"synthetic_{task}", clips=clips, scheme="folds",
+            name=f"{name}_{task}", clips=clips, scheme="folds", protocol=protocol,
             extra_identity={"task": task, "duration": duration, "sample_rate": sample_rate,
                             "data_seed": data_seed, "generator": 1},
         )
@@ -134,6 +134,6 @@ class SyntheticSource(ClipSource):
         return resample(audio, self.rate, cfg.sample_rate, cfg.resampler)
 
 
-def build(task: str = "rhythm", n_classes: int = 4, n_per_class: int = 20, duration: float = 6.0,
-          sample_rate: int = 16000, data_seed: int = 1234, n_folds: int = 5, **_) -> SyntheticSource:
-    return SyntheticSource(task, n_classes, n_per_class, duration, sample_rate, data_seed, n_folds)
+def build(*, name: str, task: str, n_classes: int, n_per_class: int, duration: float, sample_rate: int,
+          data_seed: int, n_folds: int, protocol: str) -> SyntheticSource:
+    return SyntheticSource(task, n_classes, n_per_class, duration, sample_rate, data_seed, n_folds, name, protocol)

@@ -19,7 +19,7 @@ def read_metadata(path: Path) -> pd.DataFrame:
     return meta
 
 
-def build(root: str | None = None, metadata: str | None = None, **_) -> ClipSource:
+def build(*, name: str, root: str | None, metadata: str | None, protocol: str) -> ClipSource:
     base = require_root("urbansound8k", root, LAYOUT)
     if metadata == "packaged":
         meta_path = package_data("urbansound8k", "UrbanSound8K.csv")
@@ -41,4 +41,4 @@ def build(root: str | None = None, metadata: str | None = None, **_) -> ClipSour
         "path": [str(p) for p in paths], "label": meta["class"].astype(str),
         "fold": meta["fold"].astype(int) - 1, "split": "",
     })
-    return ClipSource("urbansound8k", table, "folds", str(base))
+    return ClipSource(name, table, "folds", str(base), protocol=protocol)

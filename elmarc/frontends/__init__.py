@@ -3,22 +3,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from .base import Frontend, init_random_
-
-WIDTHS = ("small", "large")
+from ..config import WIDTHS, ConfigError, FrontendConfig, with_schema
+from .base import Frontend, FrontendConfigError, init_random_
 
 
 def resolve_nf(frontend_cfg: DictConfig | dict, width: str) -> int | None:
     """Filters per layer for this width, or None for front-ends without a width (mfcc)."""
     if width not in WIDTHS:
-        raise ValueError(f"features.width={width!r} is not allowed; use one of {list(WIDTHS)}")
+        raise ConfigError(f"features.width={width!r} is not allowed; use one of {list(WIDTHS)}")
     widths = frontend_cfg.get("widths")
     if widths is None:
         return None
-    if width not in widths:
-        raise ValueError(f"frontend {frontend_cfg.get('name')!r} defines no width {width!r} (has {list(widths)})")
     return int(widths[width])
 
 
@@ -34,26 +31,27 @@ def build_frontend(frontend_cfg: DictConfig | dict, width: str, seed: int,
 
     from .declarative import Declared
 
-    if not isinstance(frontend_cfg, DictConfig):
-        frontend_cfg = OmegaConf.create(frontend_cfg)
+    frontend_cfg = with_schema(frontend_cfg, FrontendConfig)
     nf = resolve_nf(frontend_cfg, width)
     kwargs: dict[str, Any] = {} if nf is None else {"nf": nf}
     target = frontend_cfg.model.get("_target_")
     try:
         cls = get_class(target)
     except Exception as exc:
-        raise ValueError(f"frontend {frontend_cfg.get('name')!r}: model._target_={target!r} cannot be imported ({exc})") from None
+        raise ConfigError(f"frontend {frontend_cfg.get('name')!r}: model._target_={target!r} cannot be imported ({exc})") from None
     if issubclass(cls, Declared):
         kwargs["name"] = str(frontend_cfg.get("name", "custom"))
         kwargs.update(input_shape or {})
     try:
         model = instantiate(frontend_cfg.model, **kwargs, _convert_="all")
     except InstantiationException as exc:
-        if isinstance(exc.__cause__, (ValueError, TypeError)):   # the config's own mistake: show its message
+        if isinstance(exc.__cause__, ConfigError):
             raise exc.__cause__ from None
+        if isinstance(exc.__cause__, TypeError):      # an argument the class does not take (a misspelt key)
+            raise FrontendConfigError(f"frontend {frontend_cfg.get('name')!r}: frontend.model: {exc.__cause__}") from None
         raise
     if not isinstance(model, Frontend):
-        raise TypeError(f"frontend {frontend_cfg.get('name')!r}: {type(model).__name__} is not an elmarc Frontend")
+        raise ConfigError(f"frontend {frontend_cfg.get('name')!r}: {type(model).__name__} is not an elmarc Frontend")
     return init_random_(model, seed)
 
 

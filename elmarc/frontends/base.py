@@ -15,7 +15,13 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from ..config import ConfigError
+
 INPUT_KINDS = ("waveform", "logmel", "audio")
+
+
+class FrontendConfigError(ConfigError):
+    """A front-end config that cannot work; the message names the layer, the shapes and the key."""
 
 
 class Frontend(nn.Module):

@@ -35,7 +35,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from . import ops
-from .base import Frontend, same_padding, time_mean
+from .base import Frontend, FrontendConfigError, same_padding, time_mean
 
 INPUTS = ("waveform", "logmel", "envelope", "logmel_channels")
 ACTIVATIONS = {"relu": F.relu, "elu": ops.elu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "identity": lambda x: x}
@@ -49,10 +49,6 @@ LAYER_KEYS = {
     **{a: set() for a in ACTIVATIONS},
 }
 COMMON_KEYS = {"type", "feature", "name"}
-
-
-class FrontendConfigError(ValueError):
-    """A declared front-end that cannot work; the message names the layer, the shapes and the key."""
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -117,7 +113,7 @@ class Conv(nn.Module):
                 and self.kernel[1] == h.shape[3] and self.stride == (1, 1))
 
     def forward(self, h):
-        if ops.enabled() and self.full_height(h):
+        if self.full_height(h):
             return ops.conv2d_max_freq(h, self.conv.weight)     # one frequency offset: the max is the conv
         if self.padding == "same":
             pads = []
@@ -143,9 +139,7 @@ class ConvMaxFreq(nn.Module):
         self.time_pad = (0, 0) if conv.padding == "valid" else tuple(conv.padding[0])
 
     def forward(self, h):
-        if ops.enabled():
-            return ops.conv2d_max_freq(h, self.inner.conv.weight, self.time_pad)
-        return self.inner(h).amax(dim=3, keepdim=True)
+        return ops.conv2d_max_freq(h, self.inner.conv.weight, self.time_pad)
 
 
 class ConvReluMean(nn.Module):
@@ -159,9 +153,7 @@ class ConvReluMean(nn.Module):
                     else (0, 0) if conv.padding == "valid" else tuple(conv.padding[0]))
 
     def forward(self, h):
-        if ops.enabled():
-            return ops.conv1d_relu_mean(h, self.inner.conv.weight, self.pad)
-        return time_mean(F.relu(self.inner(h)))
+        return ops.conv1d_relu_mean(h, self.inner.conv.weight, self.pad)
 
 
 def averaged_only(conv: nn.Module, act: nn.Module) -> bool:

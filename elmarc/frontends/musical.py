@@ -11,7 +11,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from . import ops
-from .base import Frontend, conv1d_same, same_padding, time_mean
+from .base import Frontend, FrontendConfigError, same_padding, time_mean
 
 TIMBRAL_ROWS = (7, 3, 1)          # kernel heights (frames), widths nf, 2nf, 4nf
 TIMBRAL_BANDS = (0.9, 0.4)        # kernel widths as fractions of n_mels: 86 and 38 of 96
@@ -41,10 +41,7 @@ class TimbralBlock(nn.Module):
         feats = []
         for conv in self.convs:
             pad = conv.kernel_size[0] // 2                    # 3/3 rows for 7, 1/1 for 3, none for 1
-            if ops.enabled():
-                h = ops.conv2d_max_freq(x, conv.weight, (pad, pad))   # conv + max over frequency, fused
-            else:
-                h = conv(F.pad(x, (0, 0, pad, pad)) if pad else x).amax(dim=3, keepdim=True)
+            h = ops.conv2d_max_freq(x, conv.weight, (pad, pad))
             feats.append(time_mean(h.relu_()))                # pooled over all remaining frequency; a fresh map
         return feats
 
@@ -61,10 +58,8 @@ class TemporalBlock(nn.Module):
 
     def forward(self, mel: torch.Tensor) -> list[torch.Tensor]:
         envelope = mel.mean(dim=2).unsqueeze(1)               # (B, 1, T)
-        if ops.enabled():
-            return [ops.conv1d_relu_mean(envelope, conv.weight, same_padding(conv.kernel_size[0], 1, envelope.shape[2]))
-                    for conv in self.convs]
-        return [time_mean(F.relu(conv1d_same(conv, envelope))) for conv in self.convs]
+        return [ops.conv1d_relu_mean(envelope, conv.weight, same_padding(conv.kernel_size[0], 1, envelope.shape[2]))
+                for conv in self.convs]
 
 
 class Musical(Frontend):
@@ -76,7 +71,7 @@ class Musical(Frontend):
                  temporal_kernels: tuple[int, ...] = TEMPORAL_MUSIC, n_mels: int = 96):
         super().__init__()
         if not (timbral or temporal):
-            raise ValueError("Musical front-end needs timbral and/or temporal blocks")
+            raise FrontendConfigError("frontend.model: Musical needs timbral and/or temporal blocks (both are false)")
         self.timbral = TimbralBlock(nf, n_mels) if timbral else None
         self.temporal = TemporalBlock(nf, tuple(temporal_kernels)) if temporal else None
         self.feature_dim = sum(b.out_dim for b in (self.timbral, self.temporal) if b is not None)

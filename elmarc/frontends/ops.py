@@ -1,8 +1,10 @@
-"""Faster forms of the convolutions the paper's front-ends use a lot, shared by the Python and declared models.
+"""The layers the paper's front-ends use a lot, each with its plain form and its faster forms.
 
-They give the same values as the plain modules (``nn.Conv1d``/``nn.Conv2d``, ``F.elu``; up to float rounding) with the
-same weights. ``direct_convolution()`` switches them off, e.g. to count the multiply-accumulates
-of the direct convolution with forward hooks (the describe command does).
+Every function here decides by itself which form runs for its input (device, sizes) and
+gives the same values as the plain form (``F.conv1d``/``F.conv2d``, ``F.elu``; up to float
+rounding) with the same weights, so the models call them without asking. The plain form
+is the reference in the tests; ``direct_convolution()`` forces it, e.g. to count the
+multiply-accumulates of the direct convolution with forward hooks (the describe command does).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ _ENABLED = True
 
 
 def enabled(x: torch.Tensor | None = None, on_gpu: bool = True) -> bool:
-    """Whether to use the faster forms (for an input x on a GPU: only where on_gpu says they pay there)."""
+    """Whether a faster form may run (for an input x on a GPU: only where on_gpu says it pays there)."""
     return _ENABLED and (x is None or not x.is_cuda or on_gpu)
 
 
@@ -31,9 +33,8 @@ def direct_convolution():
 
 
 def elu(x: torch.Tensor) -> torch.Tensor:
-    """F.elu, on a CPU as max(x, exp(min(x, 0)) - 1) (exp(x) - 1 >= x, equal at 0): this build's
-    expm1 is about 4x slower than exp, and one buffer beats two (vgg small, the first layer's 8.5M
-    values: 51 -> 13 ms). Differs from F.elu by <= 6e-8 (float32 rounding of exp near 0)."""
+    """F.elu, on a CPU as max(x, exp(min(x, 0)) - 1) (exp(x) - 1 >= x, equal at 0): expm1 is much
+    slower than exp in some builds, and one buffer beats two. Differs from F.elu by <= 6e-8."""
     if not enabled(x, on_gpu=False) or (x.requires_grad and torch.is_grad_enabled()):
         return F.elu(x)                                      # (out= is not differentiable)
     out = x.clamp(max=0).exp_().sub_(1)
@@ -47,19 +48,20 @@ def conv2d_max_freq(h: torch.Tensor, weight: torch.Tensor, time_pad: tuple[int, 
     h (B, 1, T, F), weight (O, 1, kt, kf), time_pad (top, bottom) zero rows -> (B, O, T', 1) with
     T' = T + top + bottom - kt + 1. With kf = F (one offset) this is the conv itself.
 
-    On a CPU each frequency offset is a conv1d with the kf bands as input channels (oneDNN runs
-    it at 115-185% of the fp32 matmul rate by the direct count, the one-channel conv2d at
-    38-113%), max-accumulated in place, so the (T' x offsets x O) map is never written; at most
+    Plain form: the conv2d, then the max. On a CPU each frequency offset is a conv1d with the kf
+    bands as input channels (oneDNN runs that closer to its matmul rate than a one-channel
+    conv2d), max-accumulated in place, so the (T' x offsets x O) map is never written; at most
     filter_block filters at a time, so the running maximum stays in the last-level cache. On a
-    GPU only the one-offset case takes that form (the measured one, 7x96); the others keep the
-    forms measured there (cuDNN's conv2d, the blocked one-row product below).
+    GPU only the one-offset case takes that form; the others keep the forms that pay there
+    (cuDNN's conv2d, the blocked one-row product below).
     """
     B, _, T, Fq = h.shape
     O, _, kt, kf = weight.shape
     offsets = Fq - kf + 1
+    if not enabled():
+        return F.conv2d(F.pad(h, (0, 0, *time_pad)) if any(time_pad) else h, weight).amax(dim=3, keepdim=True)
     if offsets == 1 and not any(time_pad):                  # 7x96: the conv itself, all filters at once
-        # on the strided views as they are: torch.compile then runs it at 154% of the matmul rate,
-        # against 114% with contiguous copies (eager: the same either way)
+        # on the strided views as they are: torch.compile runs that faster than on contiguous copies
         return F.conv1d(h[:, 0].transpose(1, 2), weight[:, 0].permute(0, 2, 1)).unsqueeze(-1)
     if h.is_cuda and offsets > 1:
         if kt == 1 and not any(time_pad):
@@ -69,7 +71,7 @@ def conv2d_max_freq(h: torch.Tensor, weight: torch.Tensor, time_pad: tuple[int, 
     bands = F.pad(bands, time_pad) if any(time_pad) else bands.contiguous()
     w = weight[:, 0].permute(0, 2, 1).contiguous()           # (O, kf, kt)
     blocks = []
-    for o in range(0, O, filter_block):                      # 7x86 large (3585 filters): 1.13 -> 0.71 s a batch
+    for o in range(0, O, filter_block):
         out = F.conv1d(bands[:, :kf], w[o:o + filter_block])
         for f0 in range(1, offsets):
             torch.maximum(out, F.conv1d(bands[:, f0:f0 + kf], w[o:o + filter_block]), out=out)
@@ -119,8 +121,8 @@ def conv2d_1ch_same_maxpool(h: torch.Tensor, weight: torch.Tensor, pool: tuple[i
         blk = (patches[:, s:e, :Fo * pf].reshape(-1, kh * kw) @ wt).view(B, (e - s) // pt, pt, Fo, pf, O)
         if out is None:
             out = blk.new_empty(B, To, Fo, O)                 # blk's dtype: bf16 under autocast
-        # the max over frequency as elementwise maxima of slices, then over time: one amax over both
-        # axes runs 3-5x slower (vgg's first layer: 164 -> 45 ms small, 401 -> 78 ms large a batch)
+        # the max over frequency as elementwise maxima of slices, then over time: one amax over
+        # both axes runs several times slower
         freq_max = blk[:, :, :, :, 0]
         for j in range(1, pf):
             freq_max = torch.maximum(freq_max, blk[:, :, :, :, j])
@@ -128,13 +130,24 @@ def conv2d_1ch_same_maxpool(h: torch.Tensor, weight: torch.Tensor, pool: tuple[i
     return out.permute(0, 3, 1, 2)
 
 
+def conv2d_same_maxpool(h: torch.Tensor, weight: torch.Tensor, pool: tuple[int, int]) -> torch.Tensor:
+    """conv2d with 'same' zero padding (odd kernel) followed by a max-pool: h (B, C, T, F) -> (B, O, T // pt, F // pf).
+
+    Plain form: the conv, then the pool. On a CPU a one-channel input (vgg's first layer) takes
+    the fused form above, whose maps never leave the cache; elsewhere the plain form (cuDNN's
+    conv + pool is the faster on a GPU).
+    """
+    if enabled(h, on_gpu=False) and h.shape[1] == 1:
+        return conv2d_1ch_same_maxpool(h, weight, pool)
+    return F.max_pool2d(F.conv2d(h, weight, padding=(weight.shape[2] // 2, weight.shape[3] // 2)), pool)
+
+
 def conv1d_time_major(h: torch.Tensor, weight: torch.Tensor, padding: int = 0) -> torch.Tensor:
     """conv1d of a time-major signal: h (B, T, C), weight (O, C, k), symmetric zero padding -> (B, T', O).
 
-    Run as oneDNN's channels-last conv2d over (B, C, T, 1): for few channels (sample_level's 23-512)
-    that is 3-4x faster than conv1d's (B, C, T) layout. The view must carry the stride oneDNN
-    expects on the size-1 axis (C, from a permute), or it silently reorders the whole input
-    (measured: 151 vs 32 ms for one 23-channel layer).
+    Run as oneDNN's channels-last conv2d over (B, C, T, 1), which can beat conv1d's (B, C, T)
+    layout several times for few channels. The view must carry the stride oneDNN expects on the
+    size-1 axis (C, from a permute), or it silently reorders the whole input.
     """
     y = F.conv2d(h.unsqueeze(2).permute(0, 3, 1, 2), weight.unsqueeze(-1), padding=(padding, 0))
     return y.permute(0, 2, 3, 1).squeeze(2)
@@ -144,21 +157,48 @@ def conv1d_relu_mean(x: torch.Tensor, weight: torch.Tensor, pad: tuple[int, int]
                      plain_up_to: int = 2 ** 21) -> torch.Tensor:
     """The time average of relu(conv1d) of a one-channel signal, fused: x (B, 1, T), weight (O, 1, k) -> (B, O).
 
-    Each block of output frames is one matrix product of the signal's k-sample windows, rectified
-    and summed while in cache, so the (O x T) map is never written (temporal large: 60 -> 12 ms
-    a batch of 4 for its four convs). Sums in fp32 whatever the autocast dtype. A map of up to
-    plain_up_to values (2M: 8 MB) is cheaper written: there the plain conv1d runs 2-4x faster
-    (temporal small). On a GPU the plain conv1d, the form measured there.
+    Plain form: the conv1d, ReLU, mean. Fused: each block of output frames is one matrix product
+    of the signal's k-sample windows, rectified and summed while in cache, so the (O x T) map is
+    never written; sums in fp32 whatever the autocast dtype. A map of up to plain_up_to values
+    (8 MB) is cheaper written, and on a GPU the plain form is the one that pays.
     """
     xp = F.pad(x[:, 0], pad) if any(pad) else x[:, 0]
     k = weight.shape[2]
     windows = xp.unfold(1, k, 1)                               # (B, T', k), a view
     wt = weight[:, 0].t()
     n = windows.shape[1]
-    if x.is_cuda or x.shape[0] * weight.shape[0] * n <= plain_up_to:
+    if not enabled(x, on_gpu=False) or x.shape[0] * weight.shape[0] * n <= plain_up_to:
         return F.relu(F.conv1d(xp.unsqueeze(1), weight)).mean(dim=2)
     total = None
     for s in range(0, n, block):
         part = (windows[:, s:s + block] @ wt).clamp_(min=0).sum(dim=1, dtype=torch.float32)
         total = part if total is None else total.add_(part)
     return total / n
+
+
+def sample_level_stack(wave: torch.Tensor, conv0: torch.Tensor, blocks: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The sample-level stack (SPEC 2): conv k3 s3 + ReLU, then per block conv k3 same + max-pool 3 + ReLU.
+
+    wave (B, T), conv0 (nf, 1, 3), blocks [(nf, nf, 3)] -> the time average of conv0's maps and of
+    each block's, [(B, nf)]. Plain form: channel-major conv1d. On a CPU the time-major form:
+    conv0 as a matrix product of the audio's 3-sample frames, each block a channels-last conv
+    (conv1d_time_major) and the pool a max over a (T/3, 3) view, ReLU in place on fresh maps.
+    The pool runs before the ReLU: max(relu(x)) == relu(max(x)).
+    """
+    if not enabled(wave, on_gpu=False):
+        h = F.relu(F.conv1d(wave.unsqueeze(1), conv0, stride=3))
+        feats = [h.mean(dim=2)]
+        for w in blocks:
+            h = F.relu(F.max_pool1d(F.conv1d(h, w, padding=1), 3))
+            feats.append(h.mean(dim=2))
+        return feats
+    B = wave.shape[0]
+    frames = wave.shape[1] // 3
+    h = (wave[:, :3 * frames].reshape(B, frames, 3) @ conv0[:, 0].t()).relu_()
+    feats = [h.mean(dim=1)]
+    for w in blocks:
+        y = conv1d_time_major(h, w, padding=1)
+        frames = y.shape[1] // 3
+        h = y[:, :3 * frames].reshape(B, frames, 3, -1).amax(dim=2).relu_()
+        feats.append(h.mean(dim=1))
+    return feats

@@ -1,0 +1,517 @@
+"""python -m benchmarks.bench (make bench): how close extraction and classification come to what the machine allows.
+
+Sections (``--only`` picks some):
+  extract   every front-end x width on 29-s inputs: clips/s, MACs/clip (from the model), GFLOP/s,
+            fraction of the fp32 matmul rate measured in the same run, peak resident memory
+  e2e       extraction from audio files (decode + resample + model inputs, as extraction makes them,
+            the real Lightning path) against the same model on in-memory inputs; peak memory
+            for N and 2N clips (it must not grow with the number of clips)
+  decode    decode once: seconds of the decode pass against all small front-ends x 3 seeds
+  svmgrid   our 32-setting SVM grid against GridSearchCV(SVC) on the same folds (same selection?)
+  svmconv   libsvm convergence: seconds and iterations of each of the 32 fits on one split, features as
+            extracted and standardised (cached feature folders via --svmconv-features, else synthetic)
+  classify  the classifier stage at the paper's largest scale (UrbanSound8K: 8732 x 3584, 10 folds),
+            timed on a subset of folds and projected
+Writes bench/<section>.csv and bench/bench.md and prints them.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from elmarc.describe import conv_macs, frontend_configs, paper_example
+from elmarc.extract.inputs import frontend_batch_size, resolve_workers
+from elmarc.frontends import build_frontend
+
+SECTIONS = ("extract", "e2e", "decode", "svmgrid", "svmconv", "classify")
+
+
+# ----------------------------------------------------------------------------- machine facts
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_rate(dev: torch.device, seconds: float = 1.5) -> float:
+    """Best fp32 GEMM rate (GFLOP/s) over a few square sizes, on this device and thread count."""
+    best = 0.0
+    for n in ((2048, 4096) if dev.type == "cpu" else (8192,)):
+        a, b = torch.randn(n, n, device=dev), torch.randn(n, n, device=dev)
+        a @ b
+        sync(dev)
+        reps, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds / 2:
+            a @ b
+            reps += 1
+        sync(dev)
+        best = max(best, 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def reset_peak_rss() -> None:
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")    # Linux: resets VmHWM to the current RSS
+
+
+def peak_rss_mb() -> float:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_gpu_mb(dev) -> float | None:
+    return torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None
+
+
+# ----------------------------------------------------------------------------- sections
+def run_context(dev, precision: str):
+    """fp32 (TF32 off, as extraction runs it), TF32, or bf16 autocast: the precision a row was timed in."""
+    from elmarc.extract.loop import float32_math
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.inference_mode())
+    stack.enter_context(float32_math(precision == "tf32"))
+    if precision == "bf16-mixed":
+        stack.enter_context(torch.autocast(dev.type, dtype=torch.bfloat16))
+    return stack
+
+
+def batch_sizes(cfg, width: str, dev, gpu_batch_only: bool) -> list[int]:
+    base = int(cfg.batch_size[width])
+    if dev.type == "cpu":
+        return [min(base, 4 if width == "large" else 64)]
+    gpu = frontend_batch_size(cfg, width, True)
+    return [gpu] if gpu_batch_only else sorted({base, gpu})    # GPU: the CPU-sized batch and the GPU default
+
+
+def example_batch(kind: str, batch: int, dev) -> torch.Tensor:
+    """Random model inputs of 29-s clips at realistic scales: waveform or log-mel (dB)."""
+    return (torch.randn(batch, 350000, device=dev) * 0.1 if kind == "waveform"
+            else torch.randn(batch, 1376, 96, device=dev) * 10 - 40)
+
+
+def bench_extract(widths, names, min_seconds: float, mm: float, dev, precision: str = "32-true",
+                  gpu_batch_only: bool = False, compile_model: bool = False) -> pd.DataFrame:
+    rows = []
+    for name, cfg in frontend_configs().items():
+        if names and name not in names:
+            continue
+        for width in widths if cfg.get("widths") else ["any"]:
+            w = "small" if width == "any" else width
+            model = build_frontend(cfg, w, seed=0)
+            if model.input_kind == "audio":
+                continue                                   # the MFCC baseline: see the e2e section
+            macs = conv_macs(build_frontend(cfg, w, seed=0).to("meta"), paper_example(model.input_kind))
+            model = model.to(dev)
+            run = torch.compile(model) if compile_model else model
+            for batch in batch_sizes(cfg, w, dev, gpu_batch_only):
+                x = example_batch(model.input_kind, batch, dev)
+                reset_peak_rss()
+                if dev.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats()
+                try:
+                    with run_context(dev, precision):
+                        run(x)                             # warm-up at the timed shape (allocator, kernels, compile)
+                        sync(dev)
+                        clips, t0 = 0, time.perf_counter()
+                        while True:
+                            run(x)
+                            sync(dev)
+                            clips += batch
+                            if time.perf_counter() - t0 >= min_seconds:
+                                break
+                        seconds = time.perf_counter() - t0
+                except torch.OutOfMemoryError:
+                    print(f"  {name:<18} {width:<5} batch {batch}: out of device memory", flush=True)
+                    del x
+                    torch.cuda.empty_cache()
+                    continue
+                del x
+                rate = clips / seconds
+                gflops = 2 * macs * rate / 1e9
+                rows.append({"frontend": name, "width": width, "batch": batch, "precision": precision,
+                             "compiled": compile_model, "clips_per_s": round(rate, 3),
+                             "macs_per_clip": macs, "gflop_per_s": round(gflops, 1),
+                             "fraction_of_matmul": round(gflops / mm, 3), "peak_rss_mb": round(peak_rss_mb()),
+                             "peak_gpu_mb": None if dev.type == "cpu" else round(peak_gpu_mb(dev))})
+                print(f"  {name:<18} {width:<5} batch {batch:<4} {rate:9.2f} clips/s {gflops:8.1f} GFLOP/s "
+                      f"{100 * gflops / mm:6.1f}% of matmul  peak RSS {rows[-1]['peak_rss_mb']} MB"
+                      + (f", GPU {rows[-1]['peak_gpu_mb']} MB" if dev.type == "cuda" else ""), flush=True)
+    return pd.DataFrame(rows)
+
+
+def synth_files(folder: Path, n: int, seconds: float = 10.0, rate: int = 44100) -> Path:
+    """n WAV files in two class folders (real decode + resample work)."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        d = folder / f"class{i % 2}"
+        d.mkdir(parents=True, exist_ok=True)
+        t = np.arange(int(seconds * rate)) / rate
+        audio = 0.3 * np.sin(2 * np.pi * (200 + 100 * (i % 2)) * t) + 0.05 * rng.standard_normal(len(t))
+        sf.write(d / f"clip{i:04d}.wav", audio.astype(np.float32), rate)
+    return folder
+
+
+def _extract_from_files(root: Path, cfg_name: str, width: str, cache: Path, workers: int | None, batch: int,
+                        audio_cache: bool = False) -> float:
+    """Seconds of the real extraction path from files: decode + resample + model inputs in DataLoader
+    workers, or (audio_cache) model inputs from the decoded-audio cache, which is filled untimed first
+    (a sweep decodes once per dataset; every later job reads the cache)."""
+    from elmarc.config import ExtractConfig, InputConfig
+    from elmarc.extract.audio_cache import AudioCache, CachedSource
+    from elmarc.extract.feature_cache import FeatureEntry
+    from elmarc.datasets import build_dataset
+    from elmarc.extract.loop import run_extraction
+
+    cfg = frontend_configs()[cfg_name]
+    source = build_dataset({"_target_": "elmarc.datasets.folder.build", "root": str(root), "n_folds": 2})
+    inputs = InputConfig()
+    gpu = torch.cuda.is_available()
+    if audio_cache:
+        audio = AudioCache(cache / "audio", source, inputs)
+        audio.ensure(num_workers=resolve_workers(workers, gpu, decode_pass=True))
+        source = CachedSource(source, audio)
+    model = build_frontend(cfg, width, 0)
+    entry = FeatureEntry.for_spec(cache, {"bench": cfg_name, "width": width, "n": len(source), "t": time.time()}, cfg_name)
+    opts = ExtractConfig(batch_size=batch, progress=False,
+                          num_workers=resolve_workers(workers, gpu))
+    t0 = time.perf_counter()
+    run_extraction(entry, source, model, inputs, opts)
+    return time.perf_counter() - t0
+
+
+def _in_memory_rate(cfg_name: str, width: str, n: int, dev, batch: int) -> float:
+    cfg = frontend_configs()[cfg_name]
+    model = build_frontend(cfg, width, 0).to(dev)
+    x = example_batch(model.input_kind, batch, dev)
+    with run_context(dev, "32-true"):
+        model(x)                                           # warm-up at the timed batch size
+        sync(dev)
+        t0 = time.perf_counter()
+        for _ in range(-(-n // batch)):
+            model(x)
+        sync(dev)
+    return (-(-n // batch) * batch) / (time.perf_counter() - t0)
+
+
+def bench_e2e(n: int, dev, pairs, workers: int | None, gpu_batches: bool) -> pd.DataFrame:
+    """Files -> features through the real Lightning path vs the same model on in-memory inputs.
+
+    Steady rate = n / (time for 2n clips - time for n clips): fixed start-up costs cancel. One small
+    untimed run first loads what a process loads once (CUDA context, cuDNN, worker imports).
+    """
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        root = synth_files(tmp / "audio", 2 * n)
+        half = synth_files(tmp / "audio_half", n)
+        warm = synth_files(tmp / "audio_warm", 4)
+        for name, width in pairs:
+            cfg = frontend_configs()[name]
+            batch = frontend_batch_size(cfg, width, gpu_batches)
+            mem = _in_memory_rate(name, width, n, dev, batch)
+            _extract_from_files(warm, name, width, tmp / f"w{name}", workers, batch)
+            for cached in (False, True):
+                where = "decoded-audio cache" if cached else "44.1 kHz WAV files"
+                reset_peak_rss()
+                t_n = _extract_from_files(half, name, width, tmp / f"c1{name}{cached}", workers, batch, cached)
+                rss_n = peak_rss_mb()
+                reset_peak_rss()
+                t_2n = _extract_from_files(root, name, width, tmp / f"c2{name}{cached}", workers, batch, cached)
+                rss_2n = peak_rss_mb()
+                steady = n / max(t_2n - t_n, 1e-9)     # the extra n clips of the 2n run: start-up cost cancels
+                used = resolve_workers(workers, dev.type == "cuda")
+                rows.append({"frontend": name, "width": width, "from": where, "batch": batch, "workers": used,
+                             "in_memory_clips_per_s": round(mem, 2),
+                             f"clips_per_s_{n}": round(n / t_n, 2), f"clips_per_s_{2 * n}": round(2 * n / t_2n, 2),
+                             "steady_clips_per_s": round(steady, 2), "steady_ratio": round(steady / mem, 3),
+                             "startup_s": round(t_n - n / steady, 2),
+                             f"peak_rss_mb_{n}": round(rss_n), f"peak_rss_mb_{2 * n}": round(rss_2n)})
+                print(f"  {name:<10} {width:<5} in memory {mem:7.2f} clips/s; from the {where}: {n / t_n:6.2f} "
+                      f"({n} clips), {2 * n / t_2n:6.2f} ({2 * n} clips), steady {steady:6.2f} ({100 * steady / mem:5.1f}% of in "
+                      f"memory), start-up {t_n - n / steady:.1f} s; peak RSS {rss_n:.0f} MB / {rss_2n:.0f} MB", flush=True)
+    return pd.DataFrame(rows)
+
+
+def bench_decode(n: int, mm: float, dev, seeds=(0, 1, 2), root: Path | None = None,
+                 workers: int | None = None) -> pd.DataFrame:
+    """One decode pass vs every small front-end x seeds extracted from the decoded-audio cache, with what
+    the networks alone need for those clips: measured on in-memory inputs, and at the matmul rate."""
+    from elmarc.config import ExtractConfig, InputConfig
+    from elmarc.extract.audio_cache import AudioCache, CachedSource
+    from elmarc.extract.feature_cache import FeatureEntry
+    from elmarc.datasets import build_dataset
+    from elmarc.extract.loop import run_extraction
+
+    gpu = dev.type == "cuda"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        # a real folder of class folders (e.g. ESC-10's compressed OGG files) or n generated WAV files
+        source = build_dataset({"_target_": "elmarc.datasets.folder.build", "root": str(root or synth_files(tmp / "audio", n, seconds=5.0)), "n_folds": 2})
+        n = len(source)
+        inputs = InputConfig()
+        ac = AudioCache(tmp / "cache", source, inputs)
+        t0 = time.perf_counter()
+        ac.ensure(num_workers=resolve_workers(workers, gpu, decode_pass=True))
+        decode = time.perf_counter() - t0
+        rows.append({"step": "decode + resample every file once", "jobs": 1, "seconds": round(decode, 2)})
+        cached = CachedSource(source, ac)
+        total = in_memory = floor = 0.0
+        jobs = 0
+        for name, cfg in frontend_configs().items():
+            batch = frontend_batch_size(cfg, "small", gpu)
+            job_seeds = seeds if cfg.get("widths") else (0,)
+            for seed in job_seeds:
+                model = build_frontend(cfg, "small", seed)
+                entry = FeatureEntry.for_spec(tmp / "cache", {"bench": name, "seed": seed}, name)
+                opts = ExtractConfig(batch_size=batch, num_workers=resolve_workers(workers, gpu), progress=False)
+                t0 = time.perf_counter()
+                run_extraction(entry, cached, model, inputs, opts)
+                total += time.perf_counter() - t0
+                jobs += 1
+            if model.input_kind != "audio":                # the MFCC baseline has no network; every seed costs the same
+                in_memory += len(job_seeds) * n / _in_memory_rate(name, "small", n, dev, batch)
+                macs = conv_macs(model.to("meta"), paper_example(model.input_kind))
+                floor += len(job_seeds) * 2 * n * macs / (mm * 1e9)
+        rows += [{"step": "all small front-ends x 3 seeds from the audio cache", "jobs": jobs, "seconds": round(total, 2)},
+                 {"step": "  their networks alone, on in-memory inputs", "jobs": jobs, "seconds": round(in_memory, 2)},
+                 {"step": "  their networks at the fp32 matmul rate (direct MAC count)", "jobs": jobs, "seconds": round(floor, 2)}]
+        print(f"  {n} clips{'' if root else ' of 5 s'}: decode pass {decode:.1f} s; {jobs} small extractions from the cache "
+              f"{total:.1f} s ({total / jobs:.2f} s each); the networks alone {in_memory:.1f} s in memory, "
+              f"{floor:.1f} s at the matmul rate", flush=True)
+    return pd.DataFrame(rows)
+
+
+def random_cnn_like_features(n: int, dim: int, n_classes: int, seed: int = 0):
+    """Non-negative, unscaled, class-structured features like averaged ReLU maps of a random CNN."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % n_classes
+    centres = rng.standard_normal((n_classes, 64))
+    z = centres[y] + 1.5 * rng.standard_normal((n, 64))
+    proj = rng.standard_normal((64, dim)) * rng.lognormal(0, 1.0, dim)      # widely varying scales
+    return np.maximum(z @ proj, 0).astype(np.float32) * 0.1, y.astype(str)
+
+
+def bench_svmgrid(n: int, dim: int, folds: int) -> pd.DataFrame:
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.svm import SVC
+
+    from elmarc.classify.splits import Split
+    from elmarc.classify.svm import SVMGrid
+    from elmarc.classify.protocols import best_index
+
+    X, y = random_cnn_like_features(n, dim, 10)
+    fold = np.random.default_rng(0).permutation(n) % folds      # every class in every fold
+    splits = [Split(f"f{k}", np.flatnonzero(fold != k), np.flatnonzero(fold == k), k, "outer") for k in range(folds)]
+    grid = SVMGrid(n_jobs=1)
+    t0 = time.perf_counter()
+    scores, _ = grid.scores(X, y, splits)
+    ours = time.perf_counter() - t0
+    best = best_index(scores.mean(axis=0))
+    gammas = [g if g != "auto" else 1.0 / dim for g in grid.gammas]
+    param_grid = [{"kernel": ["rbf"], "gamma": gammas, "C": grid.Cs}, {"kernel": ["linear"], "C": grid.Cs}]
+    cv = [(s.train, s.eval) for s in splits]
+    t0 = time.perf_counter()
+    search = GridSearchCV(SVC(), param_grid, cv=cv, refit=False, n_jobs=1).fit(X, y)
+    theirs = time.perf_counter() - t0
+    theirs_best = search.cv_results_["mean_test_score"][search.best_index_]
+    p = search.best_params_
+    ours_setting = grid.settings[best]
+    same_setting = (p["kernel"] == ours_setting["kernel"] and p["C"] == ours_setting["C"]
+                    and (p["kernel"] == "linear" or np.isclose(p["gamma"], 1.0 / dim if ours_setting["gamma"] == "auto" else ours_setting["gamma"])))
+    # every setting's mean accuracy, matched by parameters
+    ours_by = {(s["kernel"], s["C"], None if s["kernel"] == "linear" else (1.0 / dim if s["gamma"] == "auto" else s["gamma"])): m
+               for s, m in zip(grid.settings, scores.mean(axis=0))}
+    diffs = [abs(ours_by[(pp["kernel"], pp["C"], pp.get("gamma"))] - m)
+             for pp, m in zip(search.cv_results_["params"], search.cv_results_["mean_test_score"])]
+    row = {"n": n, "dim": dim, "folds": folds, "settings": len(grid.settings), "elmarc_s": round(ours, 2),
+           "gridsearchcv_s": round(theirs, 2), "speedup": round(theirs / ours, 1),
+           "elmarc_best": ours_setting, "gridsearchcv_best": p, "same_setting": bool(same_setting),
+           "elmarc_best_accuracy": round(float(scores.mean(axis=0)[best]), 4),
+           "gridsearchcv_best_accuracy": round(float(theirs_best), 4),
+           "max_abs_diff_any_setting": float(max(diffs))}
+    print(f"  {n} x {dim}, {folds} folds, 32 settings: elmarc {ours:.1f} s, GridSearchCV {theirs:.1f} s "
+          f"({theirs / ours:.1f}x); best {ours_setting} vs {p}; accuracy {row['elmarc_best_accuracy']} vs "
+          f"{row['gridsearchcv_best_accuracy']}; largest difference over all 32 settings {row['max_abs_diff_any_setting']:.4f}", flush=True)
+    return pd.DataFrame([row])
+
+
+def bench_svmconv(feature_dirs: list[Path]) -> pd.DataFrame:
+    """Each SVM setting's libsvm fit on one 80/20 split: seconds and iterations (slow convergence at
+    large C shows up as iterations; on a precomputed kernel each iteration is O(n), not O(n x dim))."""
+    from sklearn.svm import SVC
+
+    from elmarc.extract.feature_cache import FeatureEntry
+    from elmarc.classify.splits import standardise
+    from elmarc.classify.svm import SVMGrid, squared_distances
+
+    sets = []
+    for d in feature_dirs:
+        X, clips = FeatureEntry(Path(d), {}).load()            # a complete entry, or an error saying what to run
+        y = clips["label"].astype(str).to_numpy()
+        ok = np.isfinite(X).all(axis=1)
+        sets.append((d.name, X[ok], y[ok]))
+    if not sets:
+        sets.append(("synthetic 800 x 3584", *random_cnn_like_features(800, 3584, 10, seed=2)))
+    rows = []
+    for name, X, y in sets:
+        for scaling in ("as extracted", "standardised"):
+            train = np.random.default_rng(0).permutation(len(y)) % 5 != 0
+            Zt, Ze = X[train].astype(np.float64), X[~train].astype(np.float64)
+            if scaling == "standardised":
+                Zt, Ze = standardise(Zt, Ze)                   # training statistics, as the classifier stage
+            D, De = squared_distances(Zt, Zt), squared_distances(Ze, Zt)
+            G, Ge = Zt @ Zt.T, Ze @ Zt.T
+            for st in SVMGrid().settings:
+                gamma = None if st["kernel"] == "linear" else (1.0 / Zt.shape[1] if st["gamma"] == "auto" else st["gamma"])
+                K, Ke = (G, Ge) if gamma is None else (np.exp(-gamma * D), np.exp(-gamma * De))
+                clf = SVC(kernel="precomputed", C=st["C"])
+                t0 = time.perf_counter()
+                clf.fit(K, y[train])
+                rows.append({"features": name, "scaling": scaling, "n_train": int(train.sum()), "kernel": st["kernel"],
+                             "gamma": st["gamma"], "C": st["C"], "fit_s": round(time.perf_counter() - t0, 4),
+                             "iterations": int(np.sum(clf.n_iter_)), "accuracy": round(float(np.mean(clf.predict(Ke) == y[~train])), 3)})
+            grid = pd.DataFrame(rows[-len(SVMGrid().settings):])
+            worst = grid.loc[grid.fit_s.idxmax()]
+            print(f"  {name} ({scaling}, {len(y)} clips): 32 fits {grid.fit_s.sum():.2f} s; slowest {worst.kernel} C={worst.C} "
+                  f"{worst.fit_s:.3f} s, {worst.iterations} iterations; median {grid.fit_s.median():.4f} s", flush=True)
+    return pd.DataFrame(rows)
+
+
+def bench_classify(n: int, dim: int, folds: int, timed_folds: int, n_jobs: int, max_iter: int) -> pd.DataFrame:
+    """Paper protocol at UrbanSound8K scale; times `timed_folds` of the folds and projects."""
+    from elmarc.classify.elm import ELMGrid
+    from elmarc.classify.splits import Split
+    from elmarc.classify.svm import SVMGrid
+
+    X, y = random_cnn_like_features(n, dim, 10, seed=1)
+    fold = np.random.default_rng(1).permutation(n) % folds
+    splits = [Split(f"f{k}", np.flatnonzero(fold != k), np.flatnonzero(fold == k), k, "outer") for k in range(timed_folds)]
+    rows = []
+    for name, grid in (("svm", SVMGrid(n_jobs=n_jobs, max_iter=max_iter)), ("elm", ELMGrid(seed=0))):
+        t0 = time.perf_counter()
+        scores, capped = grid.scores(X, y, splits)
+        seconds = time.perf_counter() - t0
+        per_fold = seconds / timed_folds
+        # the paper sweep's classifier stage on UrbanSound8K at the large width: 9 front-ends x 3 seeds
+        # x 2 feature scalings; the paper protocol fits 10 splits, nested 10 + 10 x 9 (upper bound:
+        # inner splits train on 8/10 of the data)
+        jobs = 9 * 3 * 2
+        rows.append({"classifier": name, "n": n, "dim": dim, "timed_folds": timed_folds,
+                     "seconds": round(seconds, 1), "projected_10_folds_s": round(per_fold * folds, 1),
+                     "capped_fits": int(capped.sum()), "fits": int(capped.size), "n_jobs": n_jobs,
+                     "max_iter": max_iter, "paper_sweep_paper_protocol_h": round(jobs * folds * per_fold / 3600, 1),
+                     "paper_sweep_with_nested_h": round(jobs * (folds + folds * (folds - 1)) * per_fold / 3600, 1)})
+        print(f"  {name}: {n} x {dim}, {timed_folds} of {folds} folds in {seconds:.1f} s -> {per_fold * folds:.0f} s "
+              f"for {folds} folds; capped fits {int(capped.sum())}/{capped.size}; projected US8K large-width sweep "
+              f"({jobs} grids): {rows[-1]['paper_sweep_paper_protocol_h']} h with the paper protocol, "
+              f"{rows[-1]['paper_sweep_with_nested_h']} h with nested too", flush=True)
+    return pd.DataFrame(rows)
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    out += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma list of {list(SECTIONS)}")
+    ap.add_argument("--widths", default="small,large")
+    ap.add_argument("--frontends", default="", help="comma list (default: every config)")
+    ap.add_argument("--min-seconds", type=float, default=1.0, help="per front-end timing")
+    ap.add_argument("--e2e-clips", type=int, default=16)
+    ap.add_argument("--decode-clips", type=int, default=64)
+    ap.add_argument("--decode-root", type=Path, default=None,
+                    help="folder of class folders for the decode section (e.g. an ESC-10 copy; make bench passes ESC10_ROOT)")
+    ap.add_argument("--svmconv-features", default="", help="comma list of cached feature folders (cache/features/...)")
+    ap.add_argument("--classify-folds", type=int, default=1, help="folds actually timed at US8K scale")
+    ap.add_argument("--classify-max-iter", type=int, default=-1)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--precision", default="32-true", choices=["32-true", "tf32", "bf16-mixed"],
+                    help="extract section: 32-true is what extraction uses; the others are options, timed apart")
+    ap.add_argument("--gpu-batch-only", action="store_true", help="extract section on a GPU: time gpu_batch_size only")
+    ap.add_argument("--compile", action="store_true", help="extract section: torch.compile each front-end")
+    ap.add_argument("--workers", type=int, default=None, help="DataLoader workers in e2e/decode (default: as a sweep does, see extract.default_workers)")
+    ap.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN time algorithms per shape (GPU)")
+    ap.add_argument("--out", type=Path, default=Path("bench"))
+    args = ap.parse_args(argv)
+    sections = [s for s in args.only.split(",") if s]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = device()
+    threads = torch.get_num_threads()
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = torch.cuda.get_device_name() if dev.type == "cuda" else f"CPU, {threads} threads"
+    md = ["# elmarc benchmark", "", f"Device: {name}; torch {torch.__version__}; {time.strftime('%Y-%m-%d %H:%M')}", ""]
+    if args.cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True
+        md += ["cuDNN benchmark mode on (algorithm chosen by timing per shape)", ""]
+    mm = matmul_rate(dev)
+    print(f"device {name}: fp32 matmul {mm:.1f} GFLOP/s", flush=True)
+    md += [f"fp32 matmul rate measured in this run: **{mm:.1f} GFLOP/s**", ""]
+    if "extract" in sections:
+        print("extract: every front-end on 29-s inputs", flush=True)
+        df = bench_extract(args.widths.split(","), set(filter(None, args.frontends.split(","))), args.min_seconds, mm, dev,
+                           args.precision, args.gpu_batch_only, args.compile)
+        df.to_csv(args.out / "extract.csv", index=False)
+        md += ["## Front-ends on 29-s inputs (in memory)", "", markdown_table(df), ""]
+    if "e2e" in sections:
+        print("e2e: extraction from files vs in memory", flush=True)
+        df = bench_e2e(args.e2e_clips, dev, [("vgg", "large"), ("7x86", "large"), ("vgg", "small")], args.workers,
+                       gpu_batches=dev.type == "cuda")
+        df.to_csv(args.out / "e2e.csv", index=False)
+        md += ["## End to end: from 44.1 kHz WAV files (decode + resample + model inputs, as extraction makes them) "
+               "and from the decoded-audio cache", "", markdown_table(df), ""]
+    if "decode" in sections:
+        print("decode: one decode pass vs all small front-ends x 3 seeds", flush=True)
+        df = bench_decode(args.decode_clips, mm, dev, root=args.decode_root, workers=args.workers)
+        df.to_csv(args.out / "decode.csv", index=False)
+        md += ["## Decode once", "", markdown_table(df), ""]
+    if "svmgrid" in sections:
+        print("svmgrid: 32-setting grid vs GridSearchCV", flush=True)
+        df = bench_svmgrid(1000, 3584, 5)
+        df.to_csv(args.out / "svmgrid.csv", index=False)
+        md += ["## SVM grid vs scikit-learn GridSearchCV (1000 x 3584, 5 folds, 32 settings)", "", markdown_table(df), ""]
+    if "svmconv" in sections:
+        print("svmconv: libsvm convergence per setting", flush=True)
+        dirs = [Path(d) for d in args.svmconv_features.split(",") if d]
+        df = bench_svmconv(dirs)
+        df.to_csv(args.out / "svmconv.csv", index=False)
+        slow = df.sort_values("fit_s", ascending=False).head(8)
+        md += ["## libsvm convergence: the 8 slowest of all fits (one 80/20 split each)", "", markdown_table(slow), ""]
+    if "classify" in sections:
+        print("classify: UrbanSound8K scale", flush=True)
+        df = bench_classify(8732, 3584, 10, args.classify_folds, n_jobs=max(1, os.cpu_count() or 1),
+                            max_iter=args.classify_max_iter)
+        df.to_csv(args.out / "classify.csv", index=False)
+        md += ["## Classifier stage at UrbanSound8K scale (8732 x 3584, paper protocol)", "", markdown_table(df), ""]
+    (args.out / "bench.md").write_text("\n".join(md) + "\n")
+    print(f"\nwritten to {args.out / 'bench.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

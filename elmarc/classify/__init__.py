@@ -1,0 +1,10 @@
+"""Classification: splits, protocols, the SVM and ELM grids, and the stage that fits them on cached features.
+
+Each grid has ``name``, ``settings``, ``uses_seed``, ``edge(setting)`` and
+``scores(X, y, splits, standardize) -> (accuracy (n_splits, n_settings), capped mask)``.
+"""
+from .elm import ELMClassifier, ELMGrid
+from .stage import classify
+from .svm import SVMGrid
+
+__all__ = ["ELMClassifier", "ELMGrid", "SVMGrid", "classify"]

@@ -1,0 +1,98 @@
+"""The classify stage of one job: reads only the feature cache, fits a grid under a protocol, returns tidy rows.
+
+Rows are cached by what made them. A run that no seed can change (a weightless front-end with
+a deterministic classifier: MFCC + SVM) is keyed without the seed, so a sweep over seeds fits
+it once, and its rows say ``seeded = False`` so that statistics count it once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from io import StringIO
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+from ..extract.feature_cache import FeatureEntry
+from ..storage import atomic_write_text, file_lock, stable_hash
+from .protocols import plan_splits, select
+
+log = logging.getLogger(__name__)
+
+RESULT_COLUMNS = [
+    "dataset", "frontend", "width", "classifier", "protocol", "standardize", "seed", "seeded", "fold",
+    "setting", "kernel", "C", "gamma", "n_hidden", "on_grid_edge", "capped_fits",
+    "accuracy", "selection_score", "n_train", "n_test", "n_skipped", "grid_seconds", "feature_key",
+]
+
+
+def grid_class(classifier_cfg: dict):
+    from hydra.utils import get_class
+
+    return get_class(classifier_cfg["_target_"])
+
+
+def build_grid(classifier_cfg: dict, seed: int):
+    """The classifier grid of the config; the seed goes to grids with random weights (ELM) only."""
+    from hydra.utils import instantiate
+
+    extra = {"seed": int(seed)} if grid_class(classifier_cfg).uses_seed else {}
+    return instantiate(classifier_cfg, **extra, _convert_="all")
+
+
+def classify(entry: FeatureEntry, classifier_cfg: dict, protocol: str, standardize: bool, seed: int,
+             labels_meta: dict, results_dir, fit: bool = True) -> pd.DataFrame:
+    """Fit the grid on the cached features (or, fit=False, only read the rows cached for them)."""
+    seeded = entry.spec.get("seed") is not None or grid_class(classifier_cfg).uses_seed
+    spec = {"features": entry.key, "classifier": classifier_cfg, "protocol": protocol,
+            "standardize": bool(standardize), "seed": int(seed) if seeded else None, "format": 2}
+    path = results_dir / entry.key / f"{classifier_cfg['name']}-{protocol}-{stable_hash(spec)[:12]}.csv"
+    with file_lock(path.with_name(path.name + ".lock")):     # parallel jobs of a seed-free run fit it once
+        if path.is_file():
+            log.info("classification cached at %s: nothing to fit", path)
+            table = pd.read_csv(path, keep_default_na=False, dtype={"fold": str, "setting": str})
+            # one entry can serve several jobs (MFCC features are shared by both widths, seed-free runs
+            # by every seed): label the rows with this job's labels, not those of the job that wrote them
+            for key, value in {**labels_meta, "seed": int(seed)}.items():
+                table[key] = value
+            return table
+        if not fit:
+            raise UserError(f"no classifier results cached for this job ({path.name} under {path.parent}).\n"
+                            f"  Fix: run the classify stage first (stage=all, or stage=classify,report).")
+        return _fit(entry, classifier_cfg, protocol, standardize, seed, seeded, labels_meta, path)
+
+
+def _fit(entry, classifier_cfg, protocol, standardize, seed, seeded, labels_meta, path) -> pd.DataFrame:
+
+    X, clips = entry.load()
+    ok = clips["ok"].to_numpy(dtype=bool) & np.isfinite(X).all(axis=1)
+    X, clips = X[ok], clips[ok].reset_index(drop=True)
+    y = clips["label"].to_numpy()
+    grid = build_grid(classifier_cfg, seed)
+    splits = plan_splits(protocol, clips)
+    t0 = time.perf_counter()
+    scores, capped = grid.scores(X, y, splits, standardize=standardize)
+    seconds = time.perf_counter() - t0
+    rows = []
+    for rec in select(protocol, splits, scores):
+        setting = grid.settings[rec["setting_index"]]
+        rows.append({
+            **labels_meta, "classifier": grid.name, "protocol": protocol, "standardize": bool(standardize),
+            "seed": int(seed), "seeded": bool(seeded), "fold": rec["fold"], "setting": json.dumps(setting, sort_keys=True),
+            "kernel": setting.get("kernel", ""), "C": setting.get("C", ""), "gamma": setting.get("gamma", ""),
+            "n_hidden": setting.get("n_hidden", ""), "on_grid_edge": grid.edge(setting),
+            "capped_fits": int(capped.sum()), "accuracy": rec["accuracy"],
+            "selection_score": rec["selection_score"], "n_train": rec["n_train"], "n_test": rec["n_test"],
+            "n_skipped": int((~ok).sum()), "grid_seconds": round(seconds, 3), "feature_key": entry.key,
+        })
+    table = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    buf = StringIO()
+    table.to_csv(buf, index=False)
+    atomic_write_text(path, buf.getvalue())
+    acc = table["accuracy"].astype(float)
+    log.info("%s %s %s: accuracy %.4f (folds %s) in %.1f s, %d fits x %d settings",
+             labels_meta.get("frontend"), grid.name, protocol, acc.mean(), len(acc), seconds,
+             len(splits), len(grid.settings))
+    return table

@@ -1,0 +1,345 @@
+"""The config schema: every default and every type lives here, once (Hydra's ConfigStore).
+
+conf/config.yaml picks the group options; each option file extends its schema below
+(``defaults: [/schema/<group>/<name>@_here_]``) and states only what differs. An
+unknown or misspelt key, on the command line or in a YAML, fails at composition,
+before any audio is read, with a message that names it. The rules that span fields
+or ranges are in ``check_rules``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any, Optional
+
+from omegaconf import MISSING, DictConfig
+
+from .errors import UserError
+
+WIDTHS = ("small", "large")
+PRECISIONS = ("32-true", "32", "64-true", "64", "16-mixed", "bf16-mixed", "16-true", "bf16-true")
+STAGES = ("extract", "classify", "report")
+
+# SPEC section 3: the paper's grids
+PAPER_SVM_C = (0.1, 2.0, 8.0, 32.0)
+PAPER_SVM_GAMMAS = (2.0**-3, 2.0**-5, 2.0**-7, 2.0**-9, 2.0**-11, 2.0**-13, "auto")   # "auto": 1 / n_features
+PAPER_ELM_HIDDEN = (100, 250, 500, 1200, 1800, 2500)
+
+
+class ConfigError(UserError):
+    """A config value that cannot work; the message names the key, the value and what is allowed."""
+
+
+class Width(StrEnum):
+    small = "small"
+    large = "large"
+
+
+class Resampler(StrEnum):
+    soxr_hq = "soxr_hq"
+    polyphase = "polyphase"
+
+
+class Accelerator(StrEnum):
+    auto = "auto"
+    cpu = "cpu"
+    gpu = "gpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+# skip: bad clips are listed in skipped.csv and the run goes on; raise: any bad clip stops the run.
+# (the functional form, because 'raise' is a keyword and OmegaConf converts strings by member name)
+OnError = StrEnum("OnError", {"skip": "skip", "raise": "raise"})
+
+
+class Protocol(StrEnum):
+    auto = "auto"                # the dataset's natural protocol
+    paper = "paper"
+    nested = "nested"
+    predefined = "predefined"
+
+
+class Task(StrEnum):
+    rhythm = "rhythm"
+    timbre = "timbre"
+
+
+# ----------------------------------------------------------------------------- top-level nodes
+@dataclass
+class InputConfig:
+    """SPEC section 1; every field is part of the feature cache key."""
+
+    sample_rate: int = 12000
+    n_samples: int = 350000          # waveform input (~29.2 s)
+    n_frames: int = 1376             # spectrogram input frames
+    n_fft: int = 512
+    hop_length: int = 256
+    n_mels: int = 96
+    f_min: float = 0.0
+    f_max: float = 6000.0
+    amin: float = 1e-10
+    top_db: float = 80.0
+    resampler: Resampler = Resampler.soxr_hq
+
+    def as_dict(self) -> dict:
+        return {k: (str(v) if isinstance(v, StrEnum) else v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class ExtractConfig:
+    accelerator: Accelerator = Accelerator.auto      # GPU when present, CPU otherwise
+    devices: int = 1
+    precision: str = "32-true"       # features must stay comparable: mixed precision only on purpose
+    compile: Optional[bool] = None   # torch.compile; null: where the front-end's `compile` flag says it pays (large width)
+    tf32: bool = False               # GPU: let cuDNN round fp32 convs to TF32 (faster, other numbers; in the cache key)
+    batch_size: Optional[int] = None     # null: the front-end's batch_size (gpu_batch_size on a GPU) for the width
+    threads: Optional[int] = None        # torch CPU threads per job (null: torch's default); 1 when jobs run in parallel
+    num_workers: Optional[int] = None    # DataLoader workers (null: see extract.inputs.default_workers)
+    progress: bool = True
+    audio_cache: bool = True         # decode + resample each file once per dataset, shared by every job
+    on_error: OnError = OnError.skip
+
+
+@dataclass
+class ClassifyConfig:
+    standardize: bool = False        # SPEC 3: features as extracted; true = z-score on the training part
+
+
+@dataclass
+class FeaturesConfig:
+    width: Width = MISSING
+
+
+@dataclass
+class ProtocolConfig:
+    name: Protocol = Protocol.auto
+
+
+@dataclass
+class PerWidth:
+    small: int = MISSING
+    large: int = MISSING
+
+
+@dataclass
+class CompileFlag:
+    cpu: bool = False
+    gpu: bool = False
+
+
+@dataclass
+class FrontendConfig:
+    """A front-end: the model node (its constructor's arguments) and how to run it."""
+
+    name: str = MISSING
+    model: Any = MISSING                 # {_target_: a Frontend class, ...its arguments}
+    widths: Optional[PerWidth] = None    # filters per layer (nf); null: the front-end has no width (mfcc)
+    batch_size: PerWidth = field(default_factory=lambda: PerWidth(16, 4))
+    gpu_batch_size: PerWidth = field(default_factory=lambda: PerWidth(64, 16))
+    compile: CompileFlag = field(default_factory=CompileFlag)   # where torch.compile pays (make bench)
+
+
+# ----------------------------------------------------------------------------- datasets
+@dataclass
+class DatasetConfig:
+    _target_: str = MISSING
+    name: str = MISSING
+    protocol: Protocol = Protocol.paper          # the dataset's natural protocol (protocol=auto)
+
+
+@dataclass
+class FileDataset(DatasetConfig):
+    root: Optional[str] = None                   # your copy: dataset.root=/path/to/it
+
+
+@dataclass
+class SyntheticDataset(DatasetConfig):
+    """Embedded dataset, generated from a seed (no files)."""
+
+    _target_: str = "elmarc.datasets.synthetic.build"
+    name: str = "synthetic"
+    task: Task = Task.rhythm         # rhythm: classes differ in tempo only; timbre: in spectrum only
+    n_classes: int = 4
+    n_per_class: int = 20
+    duration: float = 6.0            # seconds per generated clip (repeat-padded to the model input)
+    sample_rate: int = 16000         # generated at 16 kHz, so every run exercises the resampler
+    data_seed: int = 1234            # the data; the model seed is the top-level seed
+    n_folds: int = 5
+
+
+@dataclass
+class GTZANDataset(FileDataset):
+    _target_: str = "elmarc.datasets.gtzan.build"
+    name: str = "gtzan"
+    protocol: Protocol = Protocol.predefined
+    verify_md5: bool = False         # check .wav copies against the shipped mirdata md5 index
+
+
+@dataclass
+class BallroomDataset(FileDataset):
+    _target_: str = "elmarc.datasets.ballroom.build"
+    name: str = "ballroom"
+    classes: list[str] = field(default_factory=lambda: [
+        "Chacha", "Foxtrot", "Jive", "Pasodoble", "Quickstep", "Rumba", "Salsa", "Samba", "Slowwaltz",
+        "Tango", "Viennesewaltz", "Waltz", "Wcswing"])
+    n_folds: int = 10
+    fold_seed: int = 0
+
+
+@dataclass
+class UrbanSound8KDataset(FileDataset):
+    _target_: str = "elmarc.datasets.urbansound8k.build"
+    name: str = "urbansound8k"
+    metadata: Optional[str] = None   # null: <root>/metadata/UrbanSound8K.csv; 'packaged': the copy shipped with elmarc
+
+
+@dataclass
+class ESC10Dataset(FileDataset):
+    _target_: str = "elmarc.datasets.esc.build_esc10"
+    name: str = "esc10"
+
+
+@dataclass
+class ESC50Dataset(FileDataset):
+    _target_: str = "elmarc.datasets.esc.build_esc50"
+    name: str = "esc50"
+
+
+@dataclass
+class FolderDataset(FileDataset):
+    _target_: str = "elmarc.datasets.folder.build"
+    name: str = "folder"
+    list: Optional[str] = None       # a CSV (path,label[,fold|split]) instead of class folders
+    n_folds: int = 5
+    fold_seed: int = 0
+
+
+# ----------------------------------------------------------------------------- classifiers
+@dataclass
+class SVMConfig:
+    """SPEC section 3: rbf x gammas x C, and linear x C."""
+
+    _target_: str = "elmarc.classify.svm.SVMGrid"
+    name: str = "svm"
+    C: list[float] = field(default_factory=lambda: list(PAPER_SVM_C))
+    gammas: list[Any] = field(default_factory=lambda: list(PAPER_SVM_GAMMAS))
+    linear: bool = True
+    max_iter: int = -1               # libsvm iterations per fit; -1: until converged (the reference)
+    tol: float = 1e-3
+    n_jobs: int = 1                  # fits in parallel (threads)
+
+
+@dataclass
+class ELMConfig:
+    """SPEC section 3: relu(XW + b), W, b ~ N(0, 1), +1/-1 targets, pinv output weights."""
+
+    _target_: str = "elmarc.classify.elm.ELMGrid"
+    name: str = "elm"
+    n_hidden: list[int] = field(default_factory=lambda: list(PAPER_ELM_HIDDEN))
+
+
+# ----------------------------------------------------------------------------- the whole job
+@dataclass
+class Config:
+    """One job = one dataset x frontend x features (width) x classifier x seed."""
+
+    dataset: Any = MISSING
+    frontend: FrontendConfig = MISSING
+    features: FeaturesConfig = MISSING
+    classifier: Any = MISSING
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    seed: int = 0                    # CNN and ELM weights (data splits never depend on it)
+    stage: str = "all"               # all, or a comma list of extract,classify,report
+    cache_dir: str = "${oc.env:ELMARC_CACHE,cache}"   # feature + result cache, shared by every job
+    input: InputConfig = field(default_factory=InputConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    classify: ClassifyConfig = field(default_factory=ClassifyConfig)
+
+
+SCHEMAS = {
+    "dataset": {"synthetic": SyntheticDataset, "gtzan": GTZANDataset, "ballroom": BallroomDataset,
+                "urbansound8k": UrbanSound8KDataset, "esc10": ESC10Dataset, "esc50": ESC50Dataset,
+                "folder": FolderDataset},
+    "classifier": {"svm": SVMConfig, "elm": ELMConfig},
+    "frontend": {"frontend": FrontendConfig},
+}
+
+
+def schema_for(target: str):
+    """The schema dataclass whose _target_ is ``target`` (None for a target elmarc does not know)."""
+    for nodes in SCHEMAS.values():
+        for node in nodes.values():
+            if getattr(node, "_target_", None) == target:
+                return node
+    return None
+
+
+def with_schema(node: DictConfig | dict, schema=None) -> DictConfig:
+    """A group node (a YAML's or a plain dict) merged over its schema: defaults filled, unknown keys refused."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    node = node if isinstance(node, DictConfig) else OmegaConf.create(node)
+    schema = schema or schema_for(node.get("_target_"))
+    if schema is None or OmegaConf.get_type(node) is schema:
+        return node
+    try:
+        return OmegaConf.merge(OmegaConf.structured(schema), node)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{schema.__name__}: {exc}") from None
+
+
+def register_configs() -> None:
+    """Store the schemas where the YAML files find them; outside the swept groups (so glob(*) skips them)."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="elmarc_schema", node=Config)
+    for group, nodes in SCHEMAS.items():
+        for name, node in nodes.items():
+            cs.store(group=f"schema/{group}", name=name, node=node)
+
+
+# ----------------------------------------------------------------------------- rules across fields
+def parse_stages(stage) -> list[str]:
+    names = list(STAGES) if stage in (None, "all") else (
+        [s.strip() for s in stage.split(",")] if isinstance(stage, str) else list(stage))
+    bad = [s for s in names if s not in STAGES]
+    if bad:
+        raise ConfigError(f"stage={stage!r} is not allowed: unknown {bad}; use 'all' or a comma list of {list(STAGES)}")
+    return names
+
+
+def _at_least(key: str, value, minimum) -> None:
+    if value is not None and value < minimum:
+        raise ConfigError(f"{key}={value} is out of range: use a value >= {minimum}")
+
+
+def check_rules(cfg: DictConfig) -> None:
+    """Ranges and rules that span fields; types were checked when the config was composed."""
+    _at_least("seed", cfg.seed, 0)
+    parse_stages(cfg.stage)
+    ex = cfg.extract
+    for key in ("batch_size", "threads", "devices"):
+        _at_least(f"extract.{key}", ex[key], 1)
+    _at_least("extract.num_workers", ex.num_workers, 0)
+    if str(ex.precision) not in PRECISIONS:
+        raise ConfigError(f"extract.precision={ex.precision!r} is not allowed: use one of {list(PRECISIONS)}")
+    inp = cfg.input
+    for key in ("sample_rate", "n_samples", "n_frames", "n_fft", "hop_length", "n_mels"):
+        _at_least(f"input.{key}", inp[key], 1)
+    for key in ("f_min", "amin", "top_db"):
+        _at_least(f"input.{key}", inp[key], 0)
+    if inp.f_max > inp.sample_rate / 2:
+        raise ConfigError(f"input.f_max={inp.f_max} is above the Nyquist frequency of "
+                          f"input.sample_rate={inp.sample_rate}: use at most {inp.sample_rate / 2}")
+    if inp.f_min >= inp.f_max:
+        raise ConfigError(f"input.f_min={inp.f_min} must be below input.f_max={inp.f_max}")
+    if "n_folds" in cfg.dataset:
+        _at_least("dataset.n_folds", cfg.dataset.n_folds, 2)
+    for key in ("C", "gammas", "n_hidden"):
+        for value in cfg.classifier.get(key) or []:
+            if value != "auto" and not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
+                raise ConfigError(f"classifier.{key} holds {value!r}: use positive numbers"
+                                  + (" or 'auto'" if key == "gammas" else ""))

@@ -1,0 +1,134 @@
+"""Keyed, on-disk feature cache: what made an entry is in its key, and entries are written atomically.
+
+Layout of one entry (``<cache_dir>/features/<readable-name>-<hash>/``):
+    spec.json       everything that determines the features (the key is its hash)
+    shards/         one .npz per extraction batch, written as the batch finishes:
+                    b<first>-<last>.npz with arrays index, features, skipped_index, skipped_reason
+    features.npy    (n_clips, dim) float32, NaN rows for skipped clips   } written when every
+    clips.csv       clip_id, label, fold, split, ok, reason              } shard is there
+    done.json       the completeness marker, written last
+    .lock           held (flock) by the process that extracts, so concurrent jobs wait, not clash
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..storage import CacheError, atomic_write_bytes, atomic_write_text, file_lock, npy_bytes, npz_bytes, stable_hash
+
+SHARD_RE = re.compile(r"^b(\d+)-(\d+)\.npz$")
+
+
+@dataclass
+class FeatureEntry:
+    """One cache entry, addressed by the spec that made it."""
+
+    root: Path
+    spec: dict
+
+    @classmethod
+    def for_spec(cls, cache_dir: str | Path, spec: dict, readable: str) -> "FeatureEntry":
+        key = stable_hash(spec)[:16]
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", readable)
+        return cls(Path(cache_dir) / "features" / f"{safe}-{key}", spec)
+
+    @property
+    def key(self) -> str:
+        return self.root.name
+
+    @property
+    def shard_dir(self) -> Path:
+        return self.root / "shards"
+
+    def is_complete(self) -> bool:
+        return (self.root / "done.json").is_file()
+
+    def lock(self):
+        return file_lock(self.root / ".lock")
+
+    def begin(self) -> None:
+        """Create the entry (idempotent); refuse to mix with an entry made by another spec."""
+        spec_path = self.root / "spec.json"
+        if spec_path.is_file():
+            if json.loads(spec_path.read_text()) != json.loads(json.dumps(self.spec, default=str)):
+                raise CacheError(f"cache entry {self.root} was made by a different spec; delete it to recompute")
+        else:
+            atomic_write_text(spec_path, json.dumps(self.spec, indent=2, sort_keys=True, default=str))
+        self.shard_dir.mkdir(parents=True, exist_ok=True)
+
+    # -- shards ---------------------------------------------------------------------------
+    def covered(self) -> set[int]:
+        """Clip indices already written by finished shards (read from the shards: a resumed batch can have gaps)."""
+        done: set[int] = set()
+        if self.shard_dir.is_dir():
+            for p in self.shard_dir.iterdir():
+                m = SHARD_RE.match(p.name)
+                if m:
+                    with np.load(p) as z:
+                        done.update(int(i) for i in z["index"])
+                        done.update(int(i) for i in z["skipped_index"])
+        return done
+
+    def write_shard(self, index: np.ndarray, features: np.ndarray,
+                    skipped_index: np.ndarray, skipped_reason: list[str]) -> Path:
+        all_idx = np.concatenate([np.asarray(index, int), np.asarray(skipped_index, int)])
+        name = f"b{all_idx.min():07d}-{all_idx.max():07d}.npz"
+        path = self.shard_dir / name
+        atomic_write_bytes(path, npz_bytes(
+            index=np.asarray(index, dtype=np.int64),
+            features=np.asarray(features, dtype=np.float32),
+            skipped_index=np.asarray(skipped_index, dtype=np.int64),
+            skipped_reason=np.asarray(skipped_reason, dtype=str),
+        ))
+        return path
+
+    def finalize(self, clips: pd.DataFrame, dim: int, extra: dict | None = None) -> None:
+        """Gather every shard into features.npy + clips.csv, then write done.json last."""
+        n = len(clips)
+        feats = np.full((n, dim), np.nan, dtype=np.float32)
+        seen = np.zeros(n, dtype=bool)
+        reasons = [""] * n
+        for p in sorted(self.shard_dir.iterdir()):
+            if not SHARD_RE.match(p.name):
+                continue
+            with np.load(p) as z:
+                idx = z["index"]
+                if len(idx):
+                    feats[idx] = z["features"]
+                seen[idx] = True
+                for i, r in zip(z["skipped_index"], z["skipped_reason"]):
+                    seen[int(i)] = True
+                    reasons[int(i)] = str(r)
+        if not seen.all():
+            missing = np.flatnonzero(~seen)
+            raise CacheError(f"{self.root}: {len(missing)} clips have no shard (first {missing[:5].tolist()})")
+        table = clips[["clip_id", "label", "fold", "split"]].copy()
+        table["ok"] = [r == "" for r in reasons]
+        table["reason"] = reasons
+        atomic_write_bytes(self.root / "features.npy", npy_bytes(feats))
+        atomic_write_text(self.root / "clips.csv", table.to_csv(index=False))
+        info = {"n_clips": n, "dim": dim, "n_skipped": int((~table["ok"]).sum()), **(extra or {})}
+        atomic_write_text(self.root / "done.json", json.dumps(info, indent=2))
+
+    # -- reading --------------------------------------------------------------------------
+    def load(self) -> tuple[np.ndarray, pd.DataFrame]:
+        """(features (n, dim) float32, clip table with ok/reason) of a complete entry."""
+        if not self.is_complete():
+            raise CacheError(
+                f"no complete features at {self.root}.\n  Fix: run the extract stage first "
+                f"(stage=all or stage=extract with the same dataset/frontend/features/seed/input settings)."
+            )
+        return np.load(self.root / "features.npy"), self.clip_table()
+
+    def clip_table(self) -> pd.DataFrame:
+        """clip_id, label, fold, split, ok, reason of a complete entry (without reading the features)."""
+        return pd.read_csv(self.root / "clips.csv", keep_default_na=False,
+                           dtype={"clip_id": str, "label": str, "split": str, "reason": str})
+
+    def info(self) -> dict:
+        return json.loads((self.root / "done.json").read_text())
