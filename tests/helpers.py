@@ -31,17 +31,25 @@ def run_job(overrides, out_dir, cache):
     return run(compose_cfg(overrides, cache), Path(out_dir))
 
 
-def run_sweep(jobs, sweep_dir, cache):
-    """Each override list as job <i> of a sweep folder, then the sweep's report (what -m writes)."""
+def run_sweep(jobs, sweep_dir, cache, report=True):
+    """Each override list as job <i> of a sweep folder, then the sweep's report (what -m writes).
+
+    Like Hydra's multirun, a failing job (its status.json says why) does not stop the others;
+    returns the sweep folder, or (folder, failures) when some failed."""
     from unittest import mock
 
     from elmarc.report import write_report
 
+    failures = []
     with mock.patch("elmarc.pipeline._in_multirun", return_value=True):
         for i, overrides in enumerate(jobs):
-            run_job(overrides, Path(sweep_dir) / str(i), cache)
-    write_report(sweep_dir, print_summary=False)
-    return Path(sweep_dir)
+            try:
+                run_job(overrides, Path(sweep_dir) / str(i), cache)
+            except Exception as exc:
+                failures.append((i, exc))
+    if report:
+        write_report(sweep_dir, print_summary=False)
+    return (Path(sweep_dir), failures) if failures else Path(sweep_dir)
 
 
 def grid(**axes):

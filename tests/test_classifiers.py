@@ -4,8 +4,8 @@ import pytest
 from sklearn.datasets import make_classification
 from sklearn.svm import SVC
 
-from elmarc.classifiers import ELMClassifier, ELMGrid, SVMGrid
-from elmarc.classifiers.splits import Split, standardise
+from elmarc.classify import ELMClassifier, ELMGrid, SVMGrid
+from elmarc.classify.splits import Split, standardise
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_svm_grid_equals_sklearn_svc(data, standardize):
 
 
 def test_svm_precomputed_decisions_equal_rbf(data):
-    from elmarc.classifiers.svm import squared_distances
+    from elmarc.classify.svm import squared_distances
 
     X, y = data
     g = 2.0 ** -5

@@ -1,17 +1,22 @@
-"""The CLI end to end on a tiny synthetic configuration: report, accuracies, cache hits."""
+"""The CLI end to end: a multirun with its report, cache hits, single runs, stage=report alone, errors."""
 import re
+import sys
 
 import pandas as pd
+import pytest
 
-from helpers import TINY, run_cli
+from elmarc.errors import UserError
+
+from helpers import TINY, grid, log_text, run_cli, run_job, run_sweep
+
+SWEEP = ["dataset.task=timbre", "dataset.n_classes=3"]
 
 
-def test_multirun_end_to_end_then_everything_cached(tmp_path):
+def test_multirun_end_to_end_then_everything_cached(tmp_path, caplog):
     sweep = tmp_path / "sweep"
-    args = ["-m", *TINY, "dataset.task=timbre", "dataset.n_classes=3", "frontend=mfcc,7x96",
-            "classifier=svm,elm", f"hydra.sweep.dir={sweep}"]
-    first = run_cli(args, tmp_path / "cache")
-    report = sweep / "report.md"
+    first = run_cli(["-m", *TINY, *SWEEP, "frontend=mfcc,7x96", "classifier=svm,elm", f"hydra.sweep.dir={sweep}"],
+                    tmp_path / "cache")
+    report = sweep / "report.md"                           # written by the Hydra callback at the end of the sweep
     assert report.is_file(), first.stdout
     rows = pd.read_csv(sweep / "results.csv")
     assert len(rows) == 2 * 2 * 3                          # front-ends x classifiers x folds
@@ -23,29 +28,94 @@ def test_multirun_end_to_end_then_everything_cached(tmp_path):
     text = report.read_text()
     assert "mfcc" in text and "7x96" in text and "None: every job finished." in text
 
-    second = run_cli(args + [f"hydra.sweep.dir={tmp_path / 'sweep2'}"], tmp_path / "cache")
-    log = second.stdout + second.stderr
+    caplog.set_level("INFO")
+    jobs = [[*TINY, *SWEEP, *j] for j in grid(frontend=["mfcc", "7x96"], classifier=["svm", "elm"])]
+    run_sweep(jobs, tmp_path / "sweep2", tmp_path / "cache")
+    log = log_text(caplog)
     assert log.count("nothing to extract") == 4 and log.count("nothing to fit") == 4
     assert not re.search(r"extracted \d+ clips", log)
     again = pd.read_csv(tmp_path / "sweep2" / "results.csv")
-    pd.testing.assert_frame_equal(rows.drop(columns="job"), again.drop(columns="job"))
+    key = ["frontend", "classifier", "fold"]
+    pd.testing.assert_frame_equal(rows.drop(columns="job").sort_values(key).reset_index(drop=True),
+                                  again.drop(columns="job").sort_values(key).reset_index(drop=True))
 
 
-def test_single_run_prints_report(tmp_path):
-    out = run_cli([*TINY, "frontend=temporal", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path / "cache")
-    assert "temporal" in out.stdout and "report written to" in out.stdout
+def test_single_run_prints_report(tmp_path, capsys):
+    run_job([*TINY, "frontend=temporal"], tmp_path / "run", tmp_path / "cache")
+    out = capsys.readouterr().out
+    assert "temporal" in out and "report written to" in out
     assert (tmp_path / "run" / "report.md").is_file()
-    status = (tmp_path / "run" / "status.json").read_text()
-    assert '"status": "ok"' in status
+    assert '"status": "ok"' in (tmp_path / "run" / "status.json").read_text()
 
 
 def test_shared_mfcc_entry_is_labelled_with_each_jobs_width(tmp_path):
     """MFCC has no width: both widths share features and results, but each job's rows carry its own width."""
-    sweep = tmp_path / "sweep"
-    run_cli(["-m", *TINY, "frontend=mfcc", "features=small,large", f"hydra.sweep.dir={sweep}"], tmp_path / "cache")
+    sweep = run_sweep([[*TINY, "frontend=mfcc", f"features={w}"] for w in ("small", "large")],
+                      tmp_path / "sweep", tmp_path / "cache")
     rows = pd.read_csv(sweep / "results.csv")
     assert sorted(rows.width.unique()) == ["large", "small"]
     assert len(list((tmp_path / "cache" / "features").iterdir())) == 1          # one shared feature entry
     small, large = (rows[rows.width == w].sort_values("fold").accuracy.to_numpy() for w in ("small", "large"))
     assert (small == large).all()
     assert "width large" in (sweep / "report.md").read_text()
+
+
+def test_weightless_frontend_with_svm_is_fitted_once_and_counted_once(tmp_path, caplog):
+    caplog.set_level("INFO")
+    sweep = run_sweep([[*TINY, f"frontend={f}", f"classifier={c}", f"seed={s}"]
+                       for f in ("mfcc", "7x96") for c in ("svm", "elm") for s in (0, 1, 2)],
+                      tmp_path / "sweep", tmp_path / "cache")
+    log = log_text(caplog)
+    assert log.count("classification cached") == 2        # mfcc + svm: seeds 1 and 2 read seed 0's rows
+    assert len(re.findall(r"^mfcc svm paper: accuracy", log, flags=re.M)) == 1
+    rows = pd.read_csv(sweep / "results.csv")
+    assert not rows[(rows.frontend == "mfcc") & (rows.classifier == "svm")].seeded.any()
+    assert rows[(rows.frontend == "mfcc") & (rows.classifier == "elm")].seeded.all()     # the ELM has weights
+    assert rows[rows.frontend == "7x96"].seeded.all()
+    summary = pd.read_csv(sweep / "summary.csv").set_index(["frontend", "classifier"])
+    assert summary.loc[("mfcc", "svm"), "n_seeds"] == 1
+    assert summary.loc[("mfcc", "elm"), "n_seeds"] == 3 and summary.loc[("7x96", "svm"), "n_seeds"] == 3
+
+
+def test_stage_report_alone_reads_the_cached_rows(tmp_path):
+    job = [*TINY, "frontend=temporal", "classifier=elm"]
+    with pytest.raises(UserError, match="run the classify stage first"):
+        run_job([*job, "stage=report"], tmp_path / "early", tmp_path / "cache")
+    run_job(job, tmp_path / "full", tmp_path / "cache")
+    run_job([*job, "stage=report"], tmp_path / "report_only", tmp_path / "cache")
+    a, b = (pd.read_csv(tmp_path / d / "results.csv") for d in ("full", "report_only"))
+    pd.testing.assert_frame_equal(a, b)
+    assert (tmp_path / "report_only" / "report.md").read_text().count("temporal") >= 1
+
+
+def test_svm_wide_rows_are_not_pooled_with_the_paper_grid(tmp_path):
+    sweep = run_sweep([[*TINY, "frontend=temporal", f"classifier={c}"] for c in ("svm", "svm_wide")],
+                      tmp_path / "sweep", tmp_path / "cache")
+    rows = pd.read_csv(sweep / "results.csv")
+    assert sorted(rows.classifier.unique()) == ["svm", "svm_wide"]
+    assert "SVM_WIDE" in (sweep / "report.md").read_text()
+
+
+def _main_with(monkeypatch, tmp_path, error):
+    """elmarc.main.main() in this process, its job raising `error`; returns (exit code, stderr)."""
+    import elmarc.pipeline
+    from elmarc import main as entry
+
+    def boom(cfg, out_dir):
+        raise error
+
+    monkeypatch.setattr(elmarc.pipeline, "run_job", boom)
+    monkeypatch.setattr(sys, "argv", ["elmarc", f"hydra.run.dir={tmp_path / 'r'}"])
+    with pytest.raises(SystemExit) as ended:
+        entry.main()
+    return ended.value.code
+
+
+def test_only_user_mistakes_get_the_one_line_message(tmp_path, monkeypatch, capsys):
+    assert _main_with(monkeypatch, tmp_path, UserError("dataset.root is wrong: fix it")) == 2
+    err = capsys.readouterr().err
+    assert "elmarc: error: dataset.root is wrong: fix it" in err and "Traceback" not in err
+    # a bug keeps its traceback (Hydra prints it) and is not dressed up as a user mistake
+    assert _main_with(monkeypatch, tmp_path, ValueError("a bug deep inside")) == 1
+    err = capsys.readouterr().err
+    assert "elmarc: error" not in err and "Traceback" in err and "a bug deep inside" in err

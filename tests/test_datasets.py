@@ -7,7 +7,7 @@ from elmarc.datasets import DatasetError, build_dataset
 from elmarc.datasets.ballroom import CLASSES
 
 import fixtures
-from helpers import run_cli
+from helpers import run_cli, run_job
 
 
 @pytest.fixture(scope="module")
@@ -113,20 +113,27 @@ def test_folder_dataset_and_list(tmp_path):
 
 @pytest.mark.parametrize("name", ["gtzan", "ballroom", "urbansound8k", "esc10", "esc50", "folder"])
 def test_missing_root_is_a_clear_error(name, tmp_path):
-    out = run_cli([f"dataset={name}", f"dataset.root={tmp_path}/nonexistent", "frontend=mfcc"],
-                  tmp_path / "cache", check=False)
-    assert out.returncode != 0
+    with pytest.raises(DatasetError) as err:
+        run_job([f"dataset={name}", f"dataset.root={tmp_path}/nonexistent", "frontend=mfcc"], tmp_path / "r", tmp_path / "c")
+    text = str(err.value)
+    assert name in text and "nonexistent" in text and "dataset.root" in text and "Expected layout" in text
+
+
+def test_missing_root_on_the_command_line_exits_2_without_a_traceback(tmp_path):
+    out = run_cli(["dataset=gtzan", f"dataset.root={tmp_path}/nonexistent", "frontend=mfcc",
+                   f"hydra.run.dir={tmp_path / 'r'}"], tmp_path / "cache", check=False)
+    assert out.returncode == 2
     assert "Traceback" not in out.stderr
-    assert name in out.stderr and "nonexistent" in out.stderr and "dataset.root" in out.stderr
+    assert "elmarc: error: dataset 'gtzan'" in out.stderr and "dataset.root=" in out.stderr
 
 
-def test_cli_end_to_end_on_real_layouts(tmp_path, gtzan_root):
+def test_end_to_end_on_real_layouts(tmp_path, gtzan_root):
     trees = {"gtzan": gtzan_root, "urbansound8k": fixtures.urbansound_tree(tmp_path / "u"),
              "esc10": fixtures.esc10_tree(tmp_path / "e"), "folder": fixtures.folder_tree(tmp_path / "f")}
     for name, root in trees.items():
         run_dir = tmp_path / f"run_{name}"
-        run_cli([f"dataset={name}", f"dataset.root={root}", "frontend=mfcc", f"hydra.run.dir={run_dir}",
-                 "extract.progress=false"] + (["dataset.n_folds=3"] if name == "folder" else []), tmp_path / "cache")
+        run_job([f"dataset={name}", f"dataset.root={root}", "frontend=mfcc", "extract.progress=false"]
+                + (["dataset.n_folds=3"] if name == "folder" else []), run_dir, tmp_path / "cache")
         rows = pd.read_csv(run_dir / "results.csv")
         folds = pd.read_csv(run_dir / "clips.csv")
         assert rows.accuracy.between(0, 1).all()

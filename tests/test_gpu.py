@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from elmarc.describe import frontend_configs
-from elmarc.extract import float32_math
+from elmarc.extract.loop import float32_math
 from elmarc.frontends import build_frontend
 from helpers import TINY, run_cli
 

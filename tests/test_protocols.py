@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from elmarc.protocols import plan_splits, resolve_protocol, select
+from elmarc.config import ConfigError
+from elmarc.classify.protocols import plan_splits, resolve_protocol, select
 
 
 def fold_clips(n=12, k=3):
@@ -53,7 +54,7 @@ def test_predefined_selects_on_valid_scores_test():
 def test_resolve_protocol():
     assert resolve_protocol("auto", "folds", "paper") == "paper"
     assert resolve_protocol("nested", "folds", "paper") == "nested"
-    with pytest.raises(ValueError, match="predefined"):
+    with pytest.raises(ConfigError, match="predefined"):
         resolve_protocol("paper", "predefined", "predefined")
-    with pytest.raises(ValueError, match="allowed"):
+    with pytest.raises(ConfigError, match="allowed"):
         resolve_protocol("bogus", "folds", "paper")

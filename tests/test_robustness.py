@@ -10,15 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from hydra import compose, initialize_config_dir
-
-from elmarc.cache import FeatureEntry
+from elmarc.audio import AudioError
+from elmarc.config import ConfigError, check_rules
 from elmarc.datasets import build_dataset
+from elmarc.extract import FeatureEntry, feature_spec
 from elmarc.frontends import build_frontend
-from elmarc.pipeline import feature_spec
 
 import fixtures
-from helpers import ROOT, TINY, run_cli
+from helpers import ROOT, TINY, compose_cfg, log_text, run_cli, run_job
 
 
 # ----------------------------------------------------------------------------- 1. bad audio
@@ -56,8 +55,8 @@ def bad_audio_tree(root):
 def test_bad_audio_is_skipped_with_reasons_and_the_run_goes_on(tmp_path, frontend):
     skipped, handled = bad_audio_tree(tmp_path / "data")
     run = tmp_path / "run"
-    run_cli(["dataset=folder", f"dataset.root={tmp_path / 'data'}", "dataset.n_folds=2", f"frontend={frontend}",
-             f"hydra.run.dir={run}", "extract.progress=false"], tmp_path / "cache")
+    run_job(["dataset=folder", f"dataset.root={tmp_path / 'data'}", "dataset.n_folds=2", f"frontend={frontend}",
+             "extract.progress=false"], run, tmp_path / "cache")
     table = pd.read_csv(run / "skipped.csv")
     got = {r.clip_id.split("/")[-1]: r.reason for r in table.itertuples()}
     assert set(got) == set(skipped)
@@ -77,19 +76,12 @@ def test_bad_audio_is_skipped_with_reasons_and_the_run_goes_on(tmp_path, fronten
 
 def test_bad_audio_hard_error_option(tmp_path):
     bad_audio_tree(tmp_path / "data")
-    out = run_cli(["dataset=folder", f"dataset.root={tmp_path / 'data'}", "dataset.n_folds=2", "frontend=mfcc",
-                   f"hydra.run.dir={tmp_path / 'run'}", "extract.on_error=raise", "extract.num_workers=0"],
-                  tmp_path / "cache", check=False)
-    assert out.returncode != 0
-    assert re.search(r"(corrupt\.ogg|empty\.wav|inf\.wav|nan\.wav|notaudio\.mp3|truncated\.wav|zerolength\.wav)", out.stderr)
+    with pytest.raises(AudioError, match=r"(corrupt\.ogg|empty\.wav|inf\.wav|nan\.wav|notaudio\.mp3|truncated\.wav|zerolength\.wav)"):
+        run_job(["dataset=folder", f"dataset.root={tmp_path / 'data'}", "dataset.n_folds=2", "frontend=mfcc",
+                 "extract.on_error=raise", "extract.num_workers=0", "extract.progress=false"], tmp_path / "run", tmp_path / "cache")
 
 
 # ----------------------------------------------------------------------------- 2. cache key
-def compose_cfg(overrides):
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        return compose("config", overrides=overrides)
-
-
 def key_for(overrides):
     cfg = compose_cfg(["dataset.n_per_class=5", *overrides])
     source = build_dataset(cfg.dataset)
@@ -118,7 +110,7 @@ def test_cache_key_covers_what_makes_the_features():
 
 def test_cache_key_covers_the_file_list(tmp_path):
     root = fixtures.folder_tree(tmp_path / "f")
-    cfg = {"_target_": "elmarc.datasets.folder.build", "root": str(root), "n_folds": 3}
+    cfg = {"_target_": "elmarc.datasets.folder.build", "root": str(root), "n_folds": 3}   # over the schema's defaults
     a = build_dataset(cfg).fingerprint()
     fixtures.write_audio(root / "bird" / "extra.wav", fixtures.tone(0, 800, 8000, 1), 8000)
     b = build_dataset(cfg).fingerprint()
@@ -133,7 +125,7 @@ EXTRACT = [*TINY, "dataset.n_per_class=12", "dataset.n_classes=4", "frontend=sam
            "extract.batch_size=2", "stage=extract"]
 
 
-def test_sigkill_then_resume_gives_identical_features(tmp_path):
+def test_sigkill_then_resume_gives_identical_features(tmp_path, caplog):
     env = {**os.environ, "ELMARC_CACHE": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "elmarc.main", *EXTRACT, f"hydra.run.dir={tmp_path / 'r1'}"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -150,10 +142,11 @@ def test_sigkill_then_resume_gives_identical_features(tmp_path):
     assert not (entry / "done.json").exists(), "extraction finished before it could be killed"
     n_before = len(list((entry / "shards").glob("b*.npz")))
     assert 3 <= n_before < 24
-    resumed = run_cli([*EXTRACT, f"hydra.run.dir={tmp_path / 'r2'}"], tmp_path / "cache")
-    log = resumed.stdout + resumed.stderr
+    caplog.set_level("INFO")
+    run_job(EXTRACT, tmp_path / "r2", tmp_path / "cache")
+    log = log_text(caplog)
     assert "resuming" in log and f"extracted {48 - 2 * n_before} clips" in log
-    run_cli([*EXTRACT, f"hydra.run.dir={tmp_path / 'r3'}"], tmp_path / "clean")      # uninterrupted reference
+    run_job(EXTRACT, tmp_path / "r3", tmp_path / "clean")      # uninterrupted reference
     a = np.load(entry / "features.npy")
     b = np.load(next((tmp_path / "clean" / "features").iterdir()) / "features.npy")
     assert a.shape == (48, 161) and np.array_equal(a, b)
@@ -181,8 +174,8 @@ def test_two_processes_share_one_cache(tmp_path):
 # ----------------------------------------------------------------------------- 5. determinism
 def test_same_command_twice_same_rows(tmp_path):
     args = [*TINY, "frontend=timbral", "classifier=elm", "protocol=nested"]
-    run_cli([*args, f"hydra.run.dir={tmp_path / 'a'}"], tmp_path / "c1")
-    run_cli([*args, f"hydra.run.dir={tmp_path / 'b'}"], tmp_path / "c2")        # recomputed from scratch
+    run_job(args, tmp_path / "a", tmp_path / "c1")
+    run_job(args, tmp_path / "b", tmp_path / "c2")        # recomputed from scratch
     a, b = (pd.read_csv(tmp_path / d / "results.csv").drop(columns=["grid_seconds"]) for d in "ab")
     pd.testing.assert_frame_equal(a, b)
     fa = np.load(next((tmp_path / "c1" / "features").iterdir()) / "features.npy")
@@ -191,29 +184,71 @@ def test_same_command_twice_same_rows(tmp_path):
 
 
 # ----------------------------------------------------------------------------- 6. config mistakes
+def mistake_text(override) -> str:
+    """What composing the config and checking its rules says about one wrong override ('' if nothing)."""
+    try:
+        check_rules(compose_cfg([override]))
+    except Exception as exc:          # Hydra's composition errors carry the detail in their cause
+        parts, e = [], exc
+        while e is not None:
+            parts.append(str(e))
+            e = e.__cause__
+        return "\n".join(parts)
+    return ""
+
+
 @pytest.mark.parametrize("override,expected", [
-    ("frontend=resnet", ["Available options in 'frontend'", "vgg", "temporal", "mfcc"]),
-    ("dataset=imagenet", ["Available options in 'dataset'", "gtzan", "ballroom", "urbansound8k"]),
-    ("classifier=knn", ["Available options in 'classifier'", "svm", "elm"]),
-    ("seed=-3", ["seed=-3", "integer >= 0"]),
-    ("seed=abc", ["seed='abc'", "integer"]),
-    ("features.width=medium", ["features.width='medium'", "small", "large"]),
+    ("frontend=resnet", ["Could not find 'frontend/resnet'", "vgg", "temporal", "mfcc"]),
+    ("dataset=imagenet", ["Could not find 'dataset/imagenet'", "gtzan", "ballroom", "urbansound8k"]),
+    ("classifier=knn", ["Could not find 'classifier/knn'", "svm", "elm"]),
+    ("protocol=loo", ["Could not find 'protocol/loo'", "nested", "paper"]),
+    ("seed=-3", ["seed=-3", ">= 0"]),
+    ("seed=abc", ["seed", "abc"]),
+    ("features.width=medium", ["features.width", "medium", "small", "large"]),
     ("extract.batch_size=0", ["extract.batch_size=0", ">= 1"]),
+    ("extract.on_error=ignore", ["extract.on_error", "ignore", "skip", "raise"]),
+    ("extract.compile=maybe", ["extract.compile", "maybe"]),
     ("input.f_max=9000", ["input.f_max=9000", "Nyquist"]),
+    ("input.resampler=linear", ["input.resampler", "linear", "soxr_hq", "polyphase"]),
     ("stage=train", ["stage='train'", "extract", "classify", "report"]),
-    ("protocol=loo", ["Available options in 'protocol'", "nested", "paper"]),
-    ("extract.compile=maybe", ["extract.compile='maybe'", "auto", "true", "false"]),
+    ("dataset.rooot=/x", ["dataset.rooot"]),                     # a misspelt key
+    ("classifier.gamma=[1]", ["classifier.gamma"]),
+    ("extract.batchsize=4", ["extract.batchsize"]),
+    ("classifier.C=[0,1]", ["classifier.C", "positive"]),
 ])
-def test_config_mistakes_are_explained(tmp_path, override, expected):
-    out = run_cli([override, f"hydra.run.dir={tmp_path / 'r'}"], tmp_path / "cache", check=False)
-    assert out.returncode != 0
-    text = out.stdout + out.stderr
+def test_config_mistakes_are_explained(override, expected):
+    text = mistake_text(override)
     for piece in expected:
         assert piece in text, (piece, text[-1500:])
 
 
+def test_a_misspelt_key_in_a_yaml_fails_before_any_audio(tmp_path):
+    conf = tmp_path / "myconf" / "dataset"
+    conf.mkdir(parents=True)
+    (conf / "mine.yaml").write_text("defaults:\n  - /schema/dataset/folder@_here_\n  - _self_\nroot: /data\nn_fold: 3\n")
+    from hydra.errors import ConfigCompositionException
+    from elmarc.config import register_configs
+    from hydra import compose, initialize_config_module
+
+    register_configs()
+    with initialize_config_module("elmarc.conf", version_base="1.3"):
+        with pytest.raises(ConfigCompositionException) as err:
+            compose("config", overrides=[f"hydra.searchpath=[file://{tmp_path / 'myconf'}]", "dataset=mine"])
+    assert "n_fold" in repr(err.value) + str(err.value.__cause__)
+    with pytest.raises(ConfigError, match="rooot"):          # and a plain dict handed to the builder
+        build_dataset({"_target_": "elmarc.datasets.folder.build", "rooot": "/data"})
+
+
+def test_config_mistakes_on_the_command_line(tmp_path):
+    out = run_cli(["seed=-3", f"hydra.run.dir={tmp_path / 'r'}"], tmp_path / "cache", check=False)
+    assert out.returncode == 2 and "elmarc: error: seed=-3 is out of range" in out.stderr
+    assert "Traceback" not in out.stderr
+    out = run_cli(["dataset.rooot=/x", f"hydra.run.dir={tmp_path / 'r'}"], tmp_path / "cache", check=False)
+    assert out.returncode != 0 and "dataset.rooot" in out.stderr
+
+
 def test_loader_workers_default_to_the_device_and_the_pass(monkeypatch):
-    from elmarc.extract import default_workers
+    from elmarc.extract.inputs import default_workers
 
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
     # CPU: every core decodes once; extraction makes its inputs in-process; a GPU is fed by up to 8 workers

@@ -1,8 +1,10 @@
-"""The study: seeds, the report over a real multirun, parallel launchers."""
+"""The study: seeds, the report over a sweep, parallel launchers, failed jobs."""
 import pandas as pd
 import pytest
 
-from helpers import TINY, run_cli
+from elmarc.report.__main__ import main as report_main
+
+from helpers import TINY, grid, run_cli, run_sweep
 
 
 @pytest.mark.parametrize("launcher", ["local_parallel", "local_submitit"])
@@ -18,9 +20,8 @@ def test_sweep_through_parallel_launcher_with_report(tmp_path, launcher):
 
 
 def test_three_seeds_both_classifiers_report_and_plots(tmp_path):
-    sweep = tmp_path / "sweep"
-    run_cli(["-m", *TINY, "frontend=7x96,temporal", "classifier=svm,elm", "seed=0,1,2",
-             f"hydra.sweep.dir={sweep}"], tmp_path / "cache")
+    jobs = [[*TINY, *j] for j in grid(frontend=["7x96", "temporal"], classifier=["svm", "elm"], seed=[0, 1, 2])]
+    sweep = run_sweep(jobs, tmp_path / "sweep", tmp_path / "cache")
     rows = pd.read_csv(sweep / "results.csv")
     assert len(rows) == 2 * 2 * 3 * 3                  # front-ends x classifiers x seeds x folds
     # CNN weights and ELM weights differ per seed: features and accuracies are not all equal
@@ -28,7 +29,7 @@ def test_three_seeds_both_classifiers_report_and_plots(tmp_path):
     assert (per_seed.nunique(axis=1) > 1).any()
     # the data splits do not depend on the seed
     folds = [pd.read_csv(p).fold.tolist() for p in sorted(sweep.glob("*/clips.csv"))]
-    assert all(f == folds[0] for f in folds)
+    assert len(folds) == 12 and all(f == folds[0] for f in folds)
     summary = pd.read_csv(sweep / "summary.csv")
     assert set(summary.n_seeds) == {3} and summary.p_vs_best.between(0, 1).all()
     text = (sweep / "report.md").read_text()
@@ -37,11 +38,10 @@ def test_three_seeds_both_classifiers_report_and_plots(tmp_path):
 
 
 def test_failed_job_listed_by_standalone_report(tmp_path):
-    sweep = tmp_path / "sweep"
-    out = run_cli(["-m", *TINY, "frontend=mfcc", "input.n_mels=0,96", f"hydra.sweep.dir={sweep}"],
-                  tmp_path / "cache", check=False)
-    assert out.returncode != 0
-    run_cli([str(sweep)], tmp_path / "cache", module="elmarc.report")
+    sweep, failures = run_sweep([[*TINY, "frontend=mfcc", f"input.n_mels={n}"] for n in (0, 96)],
+                                tmp_path / "sweep", tmp_path / "cache", report=False)
+    assert [i for i, _ in failures] == [0]
+    assert report_main([str(sweep)]) == 0               # python -m elmarc.report <sweep>
     text = (sweep / "report.md").read_text()
-    assert "input.n_mels=0" in text and "failed" in text
+    assert "input.n_mels" in text and "failed" in text
     assert "mfcc" in text

@@ -11,9 +11,21 @@ GROUP = ["dataset", "width", "classifier", "protocol", "standardize"]
 ALPHA = 0.05
 
 
+def seed_free_once(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a run no seed can change (``seeded`` false: MFCC + SVM) kept for one seed only:
+    every job of a seed sweep carries the same rows, and they are one run, not several."""
+    if "seeded" not in rows:
+        return rows
+    free = rows["seeded"].astype(str).str.lower() == "false"
+    first = rows[free].groupby(GROUP + ["frontend"], dropna=False)["seed"].transform("min")
+    keep = ~free
+    keep[free] = rows.loc[free, "seed"] == first
+    return rows[keep]
+
+
 def run_accuracies(rows: pd.DataFrame) -> pd.DataFrame:
     """One accuracy per run (mean over its folds): GROUP + frontend + seed -> accuracy."""
-    rows = rows.copy()
+    rows = seed_free_once(rows).copy()
     rows["accuracy"] = rows["accuracy"].astype(float)
     keys = GROUP + ["frontend", "seed"]
     agg = rows.groupby(keys, dropna=False).agg(
@@ -25,10 +37,20 @@ def run_accuracies(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def ttest(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sided two-sample Student t-test p-value (H0: equal means); NaN when undefined."""
+    """Two-sided Student t-test p-value (H0: equal means); NaN when undefined.
+
+    Two samples of runs: the two-sample test. One side a single run (a seed-free front-end such as
+    MFCC, one fixed value): the one-sample test of the other side's runs against that value.
+    """
     a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < 2 or len(b) < 2:
+    if len(a) < len(b):
+        a, b = b, a
+    if len(a) < 2:
         return float("nan")
+    if len(b) == 1:
+        if np.ptp(a) == 0:
+            return 1.0 if a[0] == b[0] else 0.0
+        return float(stats.ttest_1samp(a, b[0]).pvalue)
     if np.ptp(a) == 0 and np.ptp(b) == 0:
         return 1.0 if a[0] == b[0] else 0.0     # zero variance: equal or certainly different
     with warnings.catch_warnings():
