@@ -176,9 +176,9 @@ def _extract_from_files(root: Path, cfg_name: str, width: str, cache: Path, work
     workers, or (audio_cache) model inputs from the decoded-audio cache, which is filled untimed first
     (a sweep decodes once per dataset; every later job reads the cache)."""
     from elmarc.config import ExtractConfig, InputConfig
+    from elmarc.datasets import build_dataset
     from elmarc.extract.audio_cache import AudioCache, CachedSource
     from elmarc.extract.feature_cache import FeatureEntry
-    from elmarc.datasets import build_dataset
     from elmarc.extract.loop import run_extraction
 
     cfg = frontend_configs()[cfg_name]
@@ -256,9 +256,9 @@ def bench_decode(n: int, mm: float, dev, seeds=(0, 1, 2), root: Path | None = No
     """One decode pass vs every small front-end x seeds extracted from the decoded-audio cache, with what
     the networks alone need for those clips: measured on in-memory inputs, and at the matmul rate."""
     from elmarc.config import ExtractConfig, InputConfig
+    from elmarc.datasets import build_dataset
     from elmarc.extract.audio_cache import AudioCache, CachedSource
     from elmarc.extract.feature_cache import FeatureEntry
-    from elmarc.datasets import build_dataset
     from elmarc.extract.loop import run_extraction
 
     gpu = dev.type == "cuda"
@@ -315,9 +315,9 @@ def bench_svmgrid(n: int, dim: int, folds: int) -> pd.DataFrame:
     from sklearn.model_selection import GridSearchCV
     from sklearn.svm import SVC
 
+    from elmarc.classify.protocols import best_index
     from elmarc.classify.splits import Split
     from elmarc.classify.svm import SVMGrid
-    from elmarc.classify.protocols import best_index
 
     X, y = random_cnn_like_features(n, dim, 10)
     fold = np.random.default_rng(0).permutation(n) % folds      # every class in every fold
@@ -360,9 +360,9 @@ def bench_svmconv(feature_dirs: list[Path]) -> pd.DataFrame:
     large C shows up as iterations; on a precomputed kernel each iteration is O(n), not O(n x dim))."""
     from sklearn.svm import SVC
 
-    from elmarc.extract.feature_cache import FeatureEntry
     from elmarc.classify.splits import standardise
     from elmarc.classify.svm import SVMGrid, squared_distances
+    from elmarc.extract.feature_cache import FeatureEntry
 
     sets = []
     for d in feature_dirs:

@@ -1,13 +1,12 @@
 """Real layouts: split sizes, labels, folds, clear errors, and the CLI end to end on fixture trees."""
+import fixtures
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import run_cli, run_job
 
 from elmarc.datasets import DatasetError, build_dataset
 from elmarc.datasets.ballroom import CLASSES
-
-import fixtures
-from helpers import run_cli, run_job
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +36,7 @@ def test_gtzan_missing_files_named(tmp_path):
 
 def test_gtzan_md5_verification(tmp_path):
     import json
+
     from elmarc.datasets.layout import package_data
 
     root = fixtures.gtzan_tree(tmp_path / "g", suffix=".wav")
@@ -77,9 +77,10 @@ def test_urbansound_folds_from_csv(tmp_path):
 
 
 def test_packaged_urbansound_metadata_is_official():
+    import hashlib
+
     from elmarc.datasets.layout import package_data
     from elmarc.datasets.urbansound8k import read_metadata
-    import hashlib
 
     path = package_data("urbansound8k", "UrbanSound8K.csv")
     assert hashlib.md5(path.read_bytes()).hexdigest() == "5015c37ce7d54c0bb8cd40a0b5ee2074"

@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from elmarc.config import ConfigError
 from elmarc.classify.protocols import plan_splits, resolve_protocol, select
+from elmarc.config import ConfigError
 
 
 def fold_clips(n=12, k=3):

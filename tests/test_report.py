@@ -63,3 +63,20 @@ def test_report_files_and_paper_column(tmp_path):
     assert "frontend=bad" in text and "ValueError: boom" in text
     assert (tmp_path / "plot_gtzan_large_paper_raw.png").is_file()
     assert len(pd.read_csv(tmp_path / "results.csv")) == len(rows)
+
+
+def test_a_seed_free_run_is_counted_once_and_tested_as_one_value():
+    """MFCC + SVM rows come once per job of a seed sweep, all equal, marked seeded=False: one run."""
+    from scipy import stats
+
+    rows, per_seed = fabricated_rows()
+    rows["seeded"] = rows.frontend != "mfcc"
+    s = summarise(run_accuracies(rows)).set_index("frontend")
+    assert s.loc["mfcc", "n_seeds"] == 1 and np.isnan(s.loc["mfcc", "std"])
+    assert s.loc["mfcc", "mean"] == pytest.approx(0.53)
+    # the best front-end's three seeds against MFCC's one value: a one-sample t-test, not a zero-variance sample
+    expected = stats.ttest_1samp(per_seed["vgg"], 0.53).pvalue
+    assert s.loc["mfcc", "p_vs_best"] == pytest.approx(expected, rel=1e-9)
+    assert s.loc["vgg", "n_seeds"] == 3
+    # rows of other seeds of a seed-free run are dropped, not averaged in
+    assert len(run_accuracies(rows).query("frontend == 'mfcc'")) == 1

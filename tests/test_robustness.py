@@ -6,18 +6,18 @@ import subprocess
 import sys
 import time
 
+import fixtures
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from helpers import ROOT, TINY, compose_cfg, log_text, run_cli, run_job
+
 from elmarc.audio import AudioError
 from elmarc.config import ConfigError, check_rules
 from elmarc.datasets import build_dataset
 from elmarc.extract import FeatureEntry, feature_spec
 from elmarc.frontends import build_frontend
-
-import fixtures
-from helpers import ROOT, TINY, compose_cfg, log_text, run_cli, run_job
 
 
 # ----------------------------------------------------------------------------- 1. bad audio
@@ -35,9 +35,11 @@ def bad_audio_tree(root):
     (d / "corrupt.ogg").write_bytes(np.random.default_rng(0).bytes(4000))
     (d / "notaudio.mp3").write_text("definitely not audio\n" * 40)
     sf.write(d / "zerolength.wav", np.zeros(0, np.float32), sr)
-    nan = good.copy(); nan[50] = np.nan
+    nan = good.copy()
+    nan[50] = np.nan
     sf.write(d / "nan.wav", nan, sr, subtype="FLOAT")
-    inf = good.copy(); inf[50] = np.inf
+    inf = good.copy()
+    inf[50] = np.inf
     sf.write(d / "inf.wav", inf, sr, subtype="FLOAT")
     b = root / "b"
     sf.write(b / "silent.wav", np.zeros(sr, np.float32), sr)
@@ -226,9 +228,10 @@ def test_a_misspelt_key_in_a_yaml_fails_before_any_audio(tmp_path):
     conf = tmp_path / "myconf" / "dataset"
     conf.mkdir(parents=True)
     (conf / "mine.yaml").write_text("defaults:\n  - /schema/dataset/folder@_here_\n  - _self_\nroot: /data\nn_fold: 3\n")
-    from hydra.errors import ConfigCompositionException
-    from elmarc.config import register_configs
     from hydra import compose, initialize_config_module
+    from hydra.errors import ConfigCompositionException
+
+    from elmarc.config import register_configs
 
     register_configs()
     with initialize_config_module("elmarc.conf", version_base="1.3"):

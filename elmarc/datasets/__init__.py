@@ -1,7 +1,7 @@
 """Datasets: each module reads one published layout and says which protocol it implies."""
 from __future__ import annotations
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ..config import with_schema
 from ..errors import UserError

@@ -5,7 +5,6 @@ folder (clips.csv), so runs are comparable.
 """
 from __future__ import annotations
 
-
 import pandas as pd
 
 from .base import ClipSource, DatasetError, require_root, stratified_folds

@@ -22,8 +22,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..audio import AudioError
 from ..config import InputConfig
-from ..storage import atomic_write_bytes, atomic_write_text, file_lock, npy_bytes, npz_bytes, stable_hash
 from ..datasets.base import ClipSource
+from ..storage import atomic_write_bytes, atomic_write_text, file_lock, npy_bytes, npz_bytes, stable_hash
 from .inputs import single_threaded
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ class FeatureEntry:
     spec: dict
 
     @classmethod
-    def for_spec(cls, cache_dir: str | Path, spec: dict, readable: str) -> "FeatureEntry":
+    def for_spec(cls, cache_dir: str | Path, spec: dict, readable: str) -> FeatureEntry:
         key = stable_hash(spec)[:16]
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", readable)
         return cls(Path(cache_dir) / "features" / f"{safe}-{key}", spec)

@@ -31,8 +31,8 @@ import operator
 from typing import Any
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from . import ops
 from .base import Frontend, FrontendConfigError, same_padding, time_mean

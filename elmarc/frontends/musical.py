@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 from . import ops
 from .base import Frontend, FrontendConfigError, same_padding, time_mean

@@ -7,8 +7,8 @@ exactly, and the activation then runs on the pooled (smaller) tensor.
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from . import ops
 from .base import Frontend, conv1d_same, time_mean
