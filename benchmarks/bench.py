@@ -324,7 +324,7 @@ def bench_svmgrid(n: int, dim: int, folds: int) -> pd.DataFrame:
     splits = [Split(f"f{k}", np.flatnonzero(fold != k), np.flatnonzero(fold == k), k, "outer") for k in range(folds)]
     grid = SVMGrid(n_jobs=1)
     t0 = time.perf_counter()
-    scores, _ = grid.scores(X, y, splits)
+    scores = grid.scores(X, y, splits).accuracy
     ours = time.perf_counter() - t0
     best = best_index(scores.mean(axis=0))
     gammas = [g if g != "auto" else 1.0 / dim for g in grid.gammas]
@@ -409,7 +409,8 @@ def bench_classify(n: int, dim: int, folds: int, timed_folds: int, n_jobs: int, 
     rows = []
     for name, grid in (("svm", SVMGrid(n_jobs=n_jobs, max_iter=max_iter)), ("elm", ELMGrid(seed=0))):
         t0 = time.perf_counter()
-        scores, capped = grid.scores(X, y, splits)
+        res = grid.scores(X, y, splits)
+        capped = res.capped
         seconds = time.perf_counter() - t0
         per_fold = seconds / timed_folds
         # the paper sweep's classifier stage on UrbanSound8K at the large width: 9 front-ends x 3 seeds

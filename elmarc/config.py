@@ -104,6 +104,7 @@ class ExtractConfig:
 @dataclass
 class ClassifyConfig:
     standardize: bool = False        # SPEC 3: features as extracted; true = z-score on the training part
+    n_jobs: Optional[int] = None     # fits in parallel; null: every core the job was given (see resources.job_cores)
 
 
 @dataclass
@@ -225,9 +226,9 @@ class SVMConfig:
     C: list[float] = field(default_factory=lambda: list(PAPER_SVM_C))
     gammas: list[Any] = field(default_factory=lambda: list(PAPER_SVM_GAMMAS))
     linear: bool = True
-    max_iter: int = -1               # libsvm iterations per fit; -1: until converged (the reference)
+    max_iter: int = -1               # libsvm iterations per pair; -1: the converged answer (the reference); > 0: a cap (flagged)
     tol: float = 1e-3
-    n_jobs: int = 1                  # fits in parallel (threads)
+    smo_budget: int = 100_000        # SMO iterations per pair before the exact interior-point solve takes over
 
 
 @dataclass
@@ -323,6 +324,7 @@ def check_rules(cfg: DictConfig) -> None:
     ex = cfg.extract
     for key in ("batch_size", "threads", "devices"):
         _at_least(f"extract.{key}", ex[key], 1)
+    _at_least("classify.n_jobs", cfg.classify.n_jobs, 1)
     _at_least("extract.num_workers", ex.num_workers, 0)
     if str(ex.precision) not in PRECISIONS:
         raise ConfigError(f"extract.precision={ex.precision!r} is not allowed: use one of {list(PRECISIONS)}")

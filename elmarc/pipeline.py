@@ -75,7 +75,7 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
         protocol = resolve_protocol(str(cfg.protocol.name), source.scheme, source.protocol)
         table = classify(entry, OmegaConf.to_container(cfg.classifier, resolve=True), protocol,
                          bool(cfg.classify.standardize), int(cfg.seed), job_labels(cfg, source),
-                         cache_dir / "results", fit="classify" in stages)
+                         cache_dir / "results", fit="classify" in stages, n_jobs=cfg.classify.n_jobs)
         table.to_csv(out_dir / "results.csv", index=False)
         result["accuracy"] = float(table["accuracy"].astype(float).mean())
     return result

@@ -33,8 +33,9 @@ def test_svm_grid_equals_sklearn_svc(data, standardize):
     X, y = data
     grid = SVMGrid()
     splits = splits_of(len(y))
-    ours, capped = grid.scores(X, y, splits, standardize=standardize)
-    assert ours.shape == (3, 32) and not capped.any()
+    res = grid.scores(X, y, splits, standardize=standardize)
+    ours = res.accuracy
+    assert ours.shape == (3, 32) and not res.capped.any()
     for s, sp in enumerate(splits):
         Xt, Xe = (standardise(X[sp.train], X[sp.eval]) if standardize else (X[sp.train], X[sp.eval]))
         for j, st in enumerate(grid.settings):
@@ -83,7 +84,7 @@ def test_elm_grid_equals_estimator_per_size(data):
     X, y = data
     grid = ELMGrid(n_hidden=(10, 30, 80), seed=5)
     splits = splits_of(len(y))
-    scores, _ = grid.scores(X, y, splits)
+    scores = grid.scores(X, y, splits).accuracy
     for s, sp in enumerate(splits):
         for j, k in enumerate(grid.sizes):
             clf = ELMClassifier(n_hidden=k, random_state=5).fit(X[sp.train], y[sp.train])

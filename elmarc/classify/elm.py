@@ -7,7 +7,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..config import PAPER_ELM_HIDDEN
-from .splits import standardise
+from .splits import GridScores, standardise
 
 
 def _hidden_weights(random_state, n_features: int, n_hidden: int) -> tuple[np.ndarray, np.ndarray]:
@@ -117,11 +117,11 @@ class ELMGrid:
             acc.append(float(np.mean(pred == y_eval)))
         return np.array(acc)
 
-    def scores(self, X: np.ndarray, y: np.ndarray, splits: list, standardize: bool = False):
-        """Accuracy of every size on every split: (n_splits, n_sizes), and a (never set) 'capped' mask."""
+    def scores(self, X: np.ndarray, y: np.ndarray, splits: list, standardize: bool = False) -> GridScores:
+        """Accuracy of every size on every split (n_splits, n_sizes); an ELM fit is never capped."""
         X = np.asarray(X, np.float64)
         W, b = _hidden_weights(self.seed, X.shape[1], max(self.sizes))
-        out = np.full((len(splits), len(self.sizes)), np.nan)
+        result = GridScores.empty(len(splits), len(self.sizes))
         H = None if standardize else hidden_layer(X, W, b)   # one projection serves every split
         for s, sp in enumerate(splits):
             if standardize:
@@ -129,5 +129,5 @@ class ELMGrid:
                 H_t, H_e = hidden_layer(Xt, W, b), hidden_layer(Xe, W, b)
             else:
                 H_t, H_e = H[sp.train], H[sp.eval]
-            out[s] = self._split_scores(H_t, y[sp.train], H_e, y[sp.eval])
-        return out, np.zeros_like(out, dtype=bool)
+            result.accuracy[s] = self._split_scores(H_t, y[sp.train], H_e, y[sp.eval])
+        return result

@@ -27,3 +27,18 @@ def standardise(train: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.nd
     std = train.std(axis=0)
     std[std == 0] = 1.0
     return (train - mean) / std, (other - mean) / std
+
+
+@dataclass
+class GridScores:
+    """What a grid's fits give, each (n_splits, n_settings): accuracy, and per fit whether it was
+    capped (stopped at the user's iteration limit: approximate) or solved by the exact fallback."""
+
+    accuracy: np.ndarray
+    capped: np.ndarray
+    exact: np.ndarray
+
+    @classmethod
+    def empty(cls, n_splits: int, n_settings: int) -> GridScores:
+        shape = (n_splits, n_settings)
+        return cls(np.full(shape, np.nan), np.zeros(shape, bool), np.zeros(shape, bool))

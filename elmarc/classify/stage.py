@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 RESULT_COLUMNS = [
     "dataset", "frontend", "width", "classifier", "protocol", "standardize", "seed", "seeded", "fold",
-    "setting", "kernel", "C", "gamma", "n_hidden", "on_grid_edge", "capped_fits",
+    "setting", "kernel", "C", "gamma", "n_hidden", "on_grid_edge", "capped_fits", "exact_fits",
     "accuracy", "selection_score", "n_train", "n_test", "n_skipped", "grid_seconds", "feature_key",
 ]
 
@@ -34,16 +34,21 @@ def grid_class(classifier_cfg: dict):
     return get_class(classifier_cfg["_target_"])
 
 
-def build_grid(classifier_cfg: dict, seed: int):
-    """The classifier grid of the config; the seed goes to grids with random weights (ELM) only."""
+def build_grid(classifier_cfg: dict, seed: int, n_jobs: int = 1):
+    """The classifier grid of the config; the seed goes to grids with random weights (ELM) only, n_jobs to those that fit in parallel."""
+    import inspect
+
     from hydra.utils import instantiate
 
-    extra = {"seed": int(seed)} if grid_class(classifier_cfg).uses_seed else {}
+    cls = grid_class(classifier_cfg)
+    extra = {"seed": int(seed)} if cls.uses_seed else {}
+    if "n_jobs" in inspect.signature(cls).parameters:
+        extra["n_jobs"] = int(n_jobs)
     return instantiate(classifier_cfg, **extra, _convert_="all")
 
 
 def classify(entry: FeatureEntry, classifier_cfg: dict, protocol: str, standardize: bool, seed: int,
-             labels_meta: dict, results_dir, fit: bool = True) -> pd.DataFrame:
+             labels_meta: dict, results_dir, fit: bool = True, n_jobs: int | None = None) -> pd.DataFrame:
     """Fit the grid on the cached features (or, fit=False, only read the rows cached for them)."""
     seeded = entry.spec.get("seed") is not None or grid_class(classifier_cfg).uses_seed
     spec = {"features": entry.key, "classifier": classifier_cfg, "protocol": protocol,
@@ -61,20 +66,26 @@ def classify(entry: FeatureEntry, classifier_cfg: dict, protocol: str, standardi
         if not fit:
             raise UserError(f"no classifier results cached for this job ({path.name} under {path.parent}).\n"
                             f"  Fix: run the classify stage first (stage=all, or stage=classify,report).")
-        return _fit(entry, classifier_cfg, protocol, standardize, seed, seeded, labels_meta, path)
+        return _fit(entry, classifier_cfg, protocol, standardize, seed, seeded, labels_meta, path, n_jobs)
 
 
-def _fit(entry, classifier_cfg, protocol, standardize, seed, seeded, labels_meta, path) -> pd.DataFrame:
+def _fit(entry, classifier_cfg, protocol, standardize, seed, seeded, labels_meta, path, n_jobs) -> pd.DataFrame:
+    from ..resources import blas_threads, job_cores
+
+    cores = job_cores()
+    n_jobs = min(int(n_jobs or cores), cores)
 
     X, clips = entry.load()
     ok = clips["ok"].to_numpy(dtype=bool) & np.isfinite(X).all(axis=1)
     X, clips = X[ok], clips[ok].reset_index(drop=True)
     y = clips["label"].to_numpy()
-    grid = build_grid(classifier_cfg, seed)
+    grid = build_grid(classifier_cfg, seed, n_jobs)
     splits = plan_splits(protocol, clips)
     t0 = time.perf_counter()
-    scores, capped = grid.scores(X, y, splits, standardize=standardize)
+    with blas_threads(max(1, cores // n_jobs)):       # n_jobs fits at a time share the job's cores, no more
+        result = grid.scores(X, y, splits, standardize=standardize)
     seconds = time.perf_counter() - t0
+    scores, capped = result.accuracy, result.capped
     rows = []
     for rec in select(protocol, splits, scores):
         setting = grid.settings[rec["setting_index"]]
@@ -83,7 +94,7 @@ def _fit(entry, classifier_cfg, protocol, standardize, seed, seeded, labels_meta
             "seed": int(seed), "seeded": bool(seeded), "fold": rec["fold"], "setting": json.dumps(setting, sort_keys=True),
             "kernel": setting.get("kernel", ""), "C": setting.get("C", ""), "gamma": setting.get("gamma", ""),
             "n_hidden": setting.get("n_hidden", ""), "on_grid_edge": grid.edge(setting),
-            "capped_fits": int(capped.sum()), "accuracy": rec["accuracy"],
+            "capped_fits": int(capped.sum()), "exact_fits": int(result.exact.sum()), "accuracy": rec["accuracy"],
             "selection_score": rec["selection_score"], "n_train": rec["n_train"], "n_test": rec["n_test"],
             "n_skipped": int((~ok).sum()), "grid_seconds": round(seconds, 3), "feature_key": entry.key,
         })

@@ -60,10 +60,13 @@ def extract_stage(cfg: DictConfig, source, frontend, entry: FeatureEntry, cache_
         return {"cached": True, "extracted": 0}
     opts: ExtractConfig = OmegaConf.to_object(cfg.extract)
     inputs = input_config(cfg)
-    if opts.threads:
-        import torch
+    import torch
 
-        torch.set_num_threads(int(opts.threads))
+    from ..resources import job_cores
+
+    threads = int(opts.threads or job_cores())      # a parallel launcher's jobs share the cores, no more
+    if threads != torch.get_num_threads():
+        torch.set_num_threads(threads)
     gpu = uses_gpu(str(opts.accelerator))
     decode = {}
     if opts.audio_cache:

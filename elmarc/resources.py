@@ -1,0 +1,43 @@
+"""How many cores one job may use: its CPU affinity, shared with the jobs a parallel launcher runs beside it."""
+from __future__ import annotations
+
+import contextlib
+import os
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:          # not on Linux
+        return os.cpu_count() or 1
+
+
+def job_cores() -> int:
+    """Cores for this job: a submitit job's cpus_per_task, a joblib launcher's share, else every available core."""
+    cores = available_cores()
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        launcher = HydraConfig.get().launcher
+    except ValueError:              # not inside a Hydra app
+        return cores
+    if launcher.get("cpus_per_task"):
+        return max(1, min(cores, int(launcher.cpus_per_task)))
+    if launcher.get("n_jobs"):      # joblib: n_jobs processes share the machine (-1: one per core)
+        n = int(launcher.n_jobs)
+        parallel = cores if n < 0 else n
+        return max(1, available_cores_of_machine() // max(1, parallel))
+    return cores
+
+
+def available_cores_of_machine() -> int:
+    return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def blas_threads(n: int):
+    """At most n threads in every BLAS/OpenMP pool while the block runs (threadpoolctl)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=max(1, int(n))):
+        yield
