@@ -44,8 +44,14 @@ describe: install
 	$(PYTHON) -m elmarc.describe
 
 # the decode section uses the real ESC-10 OGG files when they are beside the checkout
+# with ESC-10 beside the checkout: its clips for the decode section, and its small-width features
+# (extracted once into cache/, seed 0) for the classifier section
 bench: install
-	$(PYTHON) -m benchmarks.bench $(if $(wildcard $(ESC10_ROOT)),--decode-root $(ESC10_ROOT))
+	$(if $(wildcard $(ESC10_ROOT)),$(PYTHON) -m elmarc.main -m dataset=esc10 dataset.root=$(ESC10_ROOT) \
+	  frontend=$(SOUND_FRONTENDS) features=small seed=0 stage=extract extract.progress=false \
+	  hydra.sweep.dir=multirun/bench-esc10-features-$(STAMPNOW) >/dev/null)
+	$(PYTHON) -m benchmarks.bench $(if $(wildcard $(ESC10_ROOT)),--decode-root $(ESC10_ROOT) \
+	  --svmconv-features $$(ls -d cache/features/esc10-*-small-s0-* cache/features/esc10-mfcc-any-* 2>/dev/null | paste -sd, -))
 
 bench-classify: install
 	$(PYTHON) -m benchmarks.bench --only classify

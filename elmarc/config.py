@@ -228,7 +228,7 @@ class SVMConfig:
     linear: bool = True
     max_iter: int = -1               # libsvm iterations per pair; -1: the converged answer (the reference); > 0: a cap (flagged)
     tol: float = 1e-3
-    smo_budget: int = 100_000        # SMO iterations per pair before the exact interior-point solve takes over
+    smo_budget: Optional[int] = 100_000   # SMO iterations per pair before the exact interior-point solve; null: libsvm to convergence
 
 
 @dataclass
@@ -300,6 +300,19 @@ def register_configs() -> None:
     for group, nodes in SCHEMAS.items():
         for name, node in nodes.items():
             cs.store(group=f"schema/{group}", name=name, node=node)
+
+
+def compose(overrides=(), config_dir: str | None = None) -> DictConfig:
+    """The job config as ``elmarc <overrides>`` composes it, from Python (config_dir: a config folder
+    to use instead of the packaged one)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir, initialize_config_module
+
+    register_configs()
+    init = (initialize_config_dir(str(config_dir), version_base="1.3") if config_dir
+            else initialize_config_module("elmarc.conf", version_base="1.3"))
+    with init:
+        return hydra_compose("config", overrides=list(overrides))
 
 
 # ----------------------------------------------------------------------------- rules across fields

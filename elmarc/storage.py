@@ -1,13 +1,22 @@
-"""Files that are never half-written: atomic writes, advisory locks and content hashes for every cache."""
+"""Files that are never half-written nor trusted unchecked: atomic writes, advisory locks, manifests.
+
+A finished cache entry carries a manifest (in its completion marker): the size and SHA-256 of each
+payload file. ``verify`` re-checks them before the payload is used; ``move_aside`` keeps a damaged
+file for the user instead of deleting it. A write that fails for lack of space or permission raises
+one CacheWriteError naming the folder, its free space and what to do.
+"""
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import io
 import json
 import os
+import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,24 +28,86 @@ class CacheError(UserError):
     """A cache entry that cannot be used as it is; the message names it and what to do."""
 
 
+class CacheWriteError(CacheError):
+    """The cache folder cannot take a write (full, read-only, no permission)."""
+
+
+# the write failures a user can fix by freeing space or pointing the cache elsewhere
+USER_FIXABLE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
 def stable_hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def write_failure(path: Path, exc: OSError) -> CacheWriteError:
+    """The one clear message for a write the file system refused."""
+    folder = path.parent
+    probe = next((p for p in (folder, *folder.parents) if p.exists()), Path("/"))
+    try:
+        free = f"{shutil.disk_usage(probe).free / 2**20:.1f} MiB free"
+    except OSError:
+        free = "free space unknown"
+    what = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+            errno.EROFS: "the file system is read-only"}.get(exc.errno, "no permission to write there")
+    return CacheWriteError(
+        f"cannot write {path.name} in {folder}: {what} ({free}; {os.strerror(exc.errno)}).\n"
+        f"  Nothing written so far is lost: rerun after freeing space and the job resumes where it stopped,\n"
+        f"  or put the cache on another disk with cache_dir=/path/with/space (or ELMARC_CACHE).")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    except BaseException as exc:
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in USER_FIXABLE:
+            raise write_failure(path, exc) from exc
         raise
+
+
+def file_digest(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def manifest(root: Path, names: list[str]) -> dict:
+    """{name: {size, sha256}} of payload files below root (recorded in a completion marker)."""
+    return {n: {"size": (root / n).stat().st_size, "sha256": file_digest(root / n)} for n in names}
+
+
+def verify(root: Path, files: dict, checksums: bool = True) -> list[str]:
+    """What is wrong with the payload files a manifest lists: [] when every one is there, whole and unchanged."""
+    problems = []
+    for name, meta in files.items():
+        path = root / name
+        if not path.is_file():
+            problems.append(f"{name} is missing")
+        elif path.stat().st_size != meta["size"]:
+            problems.append(f"{name} has {path.stat().st_size} bytes, {meta['size']} were written (truncated or replaced)")
+        elif checksums and file_digest(path) != meta["sha256"]:
+            problems.append(f"{name} does not match its checksum (changed on disk)")
+    return problems
+
+
+def move_aside(paths: list[Path], root: Path) -> Path:
+    """Move damaged files into root/damaged-<time>/ (kept for the user, never read again); returns that folder."""
+    aside = root / f"damaged-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    aside.mkdir(parents=True, exist_ok=True)
+    for p in paths:
+        if p.exists() or p.is_symlink():
+            os.replace(p, aside / p.name)
+    return aside
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -12,16 +12,10 @@ TINY = ["dataset=synthetic", "dataset.n_per_class=6", "dataset.n_folds=3", "data
 
 def compose_cfg(overrides, cache=None, config_dir=None):
     """The job config as `elmarc <overrides>` would compose it (cache_dir set when given)."""
-    from hydra import compose, initialize_config_dir, initialize_config_module
+    from elmarc.config import compose
 
-    from elmarc.config import register_configs
-
-    register_configs()
     extra = [f"cache_dir={cache}"] if cache is not None else []
-    init = (initialize_config_dir(str(config_dir), version_base="1.3") if config_dir
-            else initialize_config_module("elmarc.conf", version_base="1.3"))
-    with init:
-        return compose("config", overrides=[*overrides, *extra])
+    return compose([*overrides, *extra], config_dir)
 
 
 def run_job(overrides, out_dir, cache):

@@ -4,9 +4,10 @@ libsvm solves each pair's dual with SMO. On unscaled, strongly correlated featur
 temporal front-end's, say) the linear kernel's dual is so ill-conditioned that SMO needs
 hundreds of millions of iterations at large C. Here libsvm runs with an iteration budget per
 pair; a pair that exhausts it is solved again by an interior-point method (cvxopt's QP solver:
-a maintained library, and one whose iteration count does not depend on the conditioning the
-way SMO's does). Both solve the same problem, so the decision values agree to the solvers'
-tolerances; the votes are then counted as libsvm counts them.
+a maintained library, and one whose iteration count hardly depends on the conditioning) to
+the optimum of the same problem. SMO's own stopping rule (KKT violation under tol) can leave
+it short of that optimum on such problems, so these answers can differ from what libsvm would
+have returned; the caller reports them. The votes are counted as libsvm counts them.
 """
 from __future__ import annotations
 
@@ -92,19 +93,20 @@ def ovo_vote(decisions: np.ndarray, classes: np.ndarray) -> np.ndarray:
 
 
 def fit_predict(K_train: np.ndarray, y_train: np.ndarray, K_eval: np.ndarray, C: float, tol: float = 1e-3,
-                max_iter: int = -1, budget: int = SMO_BUDGET) -> OvOResult:
+                max_iter: int = -1, budget: int | None = SMO_BUDGET) -> OvOResult:
     """SVC(kernel='precomputed', C=C) fitted on K_train and applied to K_eval.
 
-    max_iter -1 (the reference): answers of libsvm run to convergence, reaching them through the
-    interior-point solve for the pairs where SMO exceeds `budget` iterations. max_iter > 0: the
-    user's cap, as libsvm applies it (an approximate fit, reported as capped).
+    max_iter -1: libsvm's answer where SMO converges within `budget` iterations per pair, the exact
+    optimum (interior point) for the pairs where it does not; budget None: libsvm to its own
+    convergence everywhere (the reference). max_iter > 0: the user's cap, as libsvm applies it
+    (an approximate fit, reported as capped).
     """
-    cap = max_iter if max_iter > 0 else budget
+    cap = max_iter if max_iter > 0 else (-1 if budget is None else budget)
     clf = SVC(kernel="precomputed", C=C, tol=tol, max_iter=cap, decision_function_shape="ovo")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         clf.fit(K_train, y_train)
-    stopped = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    stopped = cap > 0 and any(issubclass(w.category, ConvergenceWarning) for w in caught)
     if not stopped:
         return OvOResult(clf.predict(K_eval), 0, False)
     if max_iter > 0:

@@ -10,13 +10,14 @@ import json
 import logging
 import time
 from io import StringIO
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..errors import UserError
 from ..extract.feature_cache import FeatureEntry
-from ..storage import atomic_write_text, file_lock, stable_hash
+from ..storage import atomic_write_text, file_lock, manifest, move_aside, stable_hash, verify
 from .protocols import plan_splits, select
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,9 @@ def classify(entry: FeatureEntry, classifier_cfg: dict, protocol: str, standardi
             "standardize": bool(standardize), "seed": int(seed) if seeded else None, "format": 2}
     path = results_dir / entry.key / f"{classifier_cfg['name']}-{protocol}-{stable_hash(spec)[:12]}.csv"
     with file_lock(path.with_name(path.name + ".lock")):     # parallel jobs of a seed-free run fit it once
+        if cached_rows_damaged(path):
+            aside = move_aside([path, done_marker(path)], path.parent)
+            log.warning("cached result rows %s are damaged; moved to %s and fitted again", path.name, aside)
         if path.is_file():
             log.info("classification cached at %s: nothing to fit", path)
             table = pd.read_csv(path, keep_default_na=False, dtype={"fold": str, "setting": str})
@@ -67,6 +71,21 @@ def classify(entry: FeatureEntry, classifier_cfg: dict, protocol: str, standardi
             raise UserError(f"no classifier results cached for this job ({path.name} under {path.parent}).\n"
                             f"  Fix: run the classify stage first (stage=all, or stage=classify,report).")
         return _fit(entry, classifier_cfg, protocol, standardize, seed, seeded, labels_meta, path, n_jobs)
+
+
+def done_marker(path: Path) -> Path:
+    """The completion marker of a result file: its size and checksum, written after it."""
+    return path.with_name(path.stem + ".done.json")
+
+
+def cached_rows_damaged(path: Path) -> bool:
+    """Rows on disk that cannot be trusted: a marker that does not match, or no marker (written before it)."""
+    if not path.is_file() and not done_marker(path).is_file():
+        return False
+    try:
+        return bool(verify(path.parent, json.loads(done_marker(path).read_text())["files"]))
+    except (OSError, ValueError, KeyError):
+        return True
 
 
 def _fit(entry, classifier_cfg, protocol, standardize, seed, seeded, labels_meta, path, n_jobs) -> pd.DataFrame:
@@ -102,6 +121,7 @@ def _fit(entry, classifier_cfg, protocol, standardize, seed, seeded, labels_meta
     buf = StringIO()
     table.to_csv(buf, index=False)
     atomic_write_text(path, buf.getvalue())
+    atomic_write_text(done_marker(path), json.dumps({"files": manifest(path.parent, [path.name])}))
     acc = table["accuracy"].astype(float)
     log.info("%s %s %s: accuracy %.4f (folds %s) in %.1f s, %d fits x %d settings",
              labels_meta.get("frontend"), grid.name, protocol, acc.mean(), len(acc), seconds,

@@ -32,12 +32,12 @@ class SVMGrid:
     uses_seed = False            # libsvm is deterministic: no seed changes its answer
 
     def __init__(self, C=PAPER_SVM_C, gammas=PAPER_SVM_GAMMAS, linear: bool = True, max_iter: int = -1,
-                 tol: float = 1e-3, smo_budget: int = ovo.SMO_BUDGET, n_jobs: int = 1, name: str = "svm"):
+                 tol: float = 1e-3, smo_budget: int | None = ovo.SMO_BUDGET, n_jobs: int = 1, name: str = "svm"):
         self.name = str(name)
         self.Cs = [float(c) for c in C]
         self.gammas = [g if g == "auto" else float(g) for g in gammas]
         self.linear, self.max_iter, self.tol, self.n_jobs = bool(linear), int(max_iter), float(tol), int(n_jobs)
-        self.smo_budget = int(smo_budget)
+        self.smo_budget = None if smo_budget is None else int(smo_budget)
         self.settings = [{"kernel": "rbf", "gamma": g, "C": c} for g in self.gammas for c in self.Cs]
         if self.linear:
             self.settings += [{"kernel": "linear", "gamma": None, "C": c} for c in self.Cs]

@@ -5,9 +5,11 @@ Layout (``<cache_dir>/audio/<dataset>-<hash>/``):
     spec.json               dataset identity + sample rate + resampler (the key is its hash)
     c<first>-<last>.npy     per chunk of clips: their audio, concatenated float32 (memory-mapped on read)
     c<first>-<last>.idx.npz the chunk's clip indices, lengths and skip reasons, written after the .npy
-    done.json               written last, when every clip is in a chunk
+    done.json               written last, when every clip is in a chunk: with the size and SHA-256 of
+                            every chunk file, checked before a job uses the cache
 Chunks are written atomically, so a killed decode pass resumes where it stopped; a clip
-that cannot be decoded is stored with its reason (length 0) and skipped downstream.
+that cannot be decoded is stored with its reason (length 0) and skipped downstream. A chunk
+that fails its check is moved aside (damaged-<time>/) and decoded again.
 """
 from __future__ import annotations
 
@@ -23,7 +25,17 @@ from torch.utils.data import DataLoader, Dataset
 from ..audio import AudioError
 from ..config import InputConfig
 from ..datasets.base import ClipSource
-from ..storage import atomic_write_bytes, atomic_write_text, file_lock, npy_bytes, npz_bytes, stable_hash
+from ..storage import (
+    atomic_write_bytes,
+    atomic_write_text,
+    file_lock,
+    manifest,
+    move_aside,
+    npy_bytes,
+    npz_bytes,
+    stable_hash,
+    verify,
+)
 from .inputs import single_threaded
 
 log = logging.getLogger(__name__)
@@ -66,9 +78,62 @@ class AudioCache:
     def _chunk_files(self) -> list[Path]:
         return sorted(p for p in self.root.glob("c*.idx.npz") if CHUNK_RE.match(p.name)) if self.root.is_dir() else []
 
+    @staticmethod
+    def _pair(idx_file: Path) -> list[Path]:
+        return [idx_file, idx_file.with_name(idx_file.name.replace(".idx.npz", ".npy"))]
+
+    def problems(self) -> dict[str, list[str]]:
+        """Damaged chunk files of a finished cache, by chunk: {stem: [problem, ...]} (empty when intact)."""
+        files = json.loads((self.root / "done.json").read_text()).get("files")
+        if files is None:                   # finished before the cache carried checksums: record them now
+            return {}
+        bad: dict[str, list[str]] = {}
+        for name, meta in files.items():
+            for problem in verify(self.root, {name: meta}):
+                bad.setdefault(name.split(".")[0], []).append(problem)
+        return bad
+
+    def _intact(self, idx_file: Path) -> bool:
+        """A chunk written before the cache finished: its index reads back whole and its audio has the declared length."""
+        try:
+            with np.load(idx_file) as z:
+                total = int(z["lengths"].sum())
+                n = len(z["index"])
+            audio = np.load(self._pair(idx_file)[1], mmap_mode="r")
+            return audio.shape == (total,) and n > 0
+        except Exception:
+            return False
+
+    def _set_aside_damaged(self) -> None:
+        """Move damaged chunks (both files) and, for a finished cache that fails its check, its marker aside."""
+        damaged = []
+        if self.is_complete():
+            bad = self.problems()
+            if bad:
+                damaged = [self.root / f"{stem}.idx.npz" for stem in bad]
+                aside = move_aside([f for d in damaged for f in self._pair(d)] + [self.root / "done.json"], self.root)
+                log.warning("audio cache %s: %d chunk(s) damaged (%s); moved to %s and decoded again", self.root.name,
+                            len(bad), "; ".join(p for ps in bad.values() for p in ps)[:300], aside)
+                return
+            if json.loads((self.root / "done.json").read_text()).get("files") is None:
+                self._finish(0.0)           # an older finished cache: record its checksums
+            return
+        damaged = [p for p in self._chunk_files() if not self._intact(p)]
+        if damaged:
+            aside = move_aside([f for d in damaged for f in self._pair(d)], self.root)
+            log.warning("audio cache %s: %d partly written or damaged chunk(s) moved to %s and decoded again",
+                        self.root.name, len(damaged), aside)
+
+    def _finish(self, seconds: float) -> None:
+        names = sorted(f.name for p in self._chunk_files() for f in self._pair(p))
+        atomic_write_text(self.root / "done.json", json.dumps(
+            {"n_clips": len(self.source), "decode_seconds": round(seconds, 3), "files": manifest(self.root, names)}))
+
     def ensure(self, num_workers: int = 1, on_error: str = "skip") -> dict:
-        """Decode every clip not yet cached; concurrent callers wait on a lock."""
+        """Decode every clip not yet cached (or whose chunk is damaged); concurrent callers wait on a lock."""
         with file_lock(self.root / ".lock"):
+            if self.root.is_dir():
+                self._set_aside_damaged()
             if self.is_complete():
                 return {"cached": True, "decoded": 0}
             self.root.mkdir(parents=True, exist_ok=True)
@@ -93,7 +158,7 @@ class AudioCache:
                     atomic_write_bytes(self.root / f"{stem}.idx.npz",     # last: marks the chunk complete
                                        npz_bytes(index=np.array(idx), lengths=lengths, reasons=np.array(reasons, dtype=str)))
             seconds = time.perf_counter() - t0
-            atomic_write_text(self.root / "done.json", json.dumps({"n_clips": n, "decode_seconds": round(seconds, 3)}))
+            self._finish(seconds)
             log.info("decoded and resampled %d clips in %.1f s -> %s", sum(map(len, chunks)), seconds, self.root)
             return {"cached": False, "decoded": sum(map(len, chunks)), "seconds": seconds}
 

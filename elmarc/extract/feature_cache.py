@@ -6,12 +6,17 @@ Layout of one entry (``<cache_dir>/features/<readable-name>-<hash>/``):
                     b<first>-<last>.npz with arrays index, features, skipped_index, skipped_reason
     features.npy    (n_clips, dim) float32, NaN rows for skipped clips   } written when every
     clips.csv       clip_id, label, fold, split, ok, reason              } shard is there
-    done.json       the completeness marker, written last
+    done.json       the completeness marker, written last: with the size and SHA-256 of
+                    features.npy and clips.csv, checked before they are used
     .lock           held (flock) by the process that extracts, so concurrent jobs wait, not clash
+    damaged-<time>/ files that failed a check, moved aside (never read again)
+A shard that cannot be read whole (a zip CRC error, a truncated file) is moved aside and its
+clips are extracted again; a finished entry that fails its check is rebuilt from its shards.
 """
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +24,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..storage import CacheError, atomic_write_bytes, atomic_write_text, file_lock, npy_bytes, npz_bytes, stable_hash
+from ..storage import (
+    CacheError,
+    atomic_write_bytes,
+    atomic_write_text,
+    file_lock,
+    manifest,
+    move_aside,
+    npy_bytes,
+    npz_bytes,
+    stable_hash,
+    verify,
+)
 
+log = logging.getLogger(__name__)
 SHARD_RE = re.compile(r"^b(\d+)-(\d+)\.npz$")
+PAYLOAD = ["features.npy", "clips.csv"]
 
 
 @dataclass
@@ -46,7 +64,36 @@ class FeatureEntry:
         return self.root / "shards"
 
     def is_complete(self) -> bool:
+        """Finished (its marker is written); whether it is intact is problems()' answer."""
         return (self.root / "done.json").is_file()
+
+    def problems(self) -> list[str]:
+        """What is wrong with a finished entry's payload ([] when it is whole and unchanged)."""
+        try:
+            info = self.info()
+        except (OSError, ValueError) as exc:
+            return [f"done.json is unreadable ({exc})"]
+        if "files" not in info:             # finished before entries carried checksums: check it can be read
+            try:
+                np.load(self.root / "features.npy", mmap_mode="r")
+                self.clip_table()
+            except Exception as exc:
+                return [f"features.npy or clips.csv is unreadable ({type(exc).__name__}: {exc})"]
+            info["files"] = manifest(self.root, PAYLOAD)
+            atomic_write_text(self.root / "done.json", json.dumps(info, indent=2))
+            return []
+        return verify(self.root, info["files"])
+
+    def set_aside_if_damaged(self) -> list[str]:
+        """If the finished entry fails its check: say so, move its payload and marker aside (the shards stay,
+        so extraction rebuilds it from the intact ones) and return the problems."""
+        if not self.is_complete():
+            return []
+        problems = self.problems()
+        if problems:
+            aside = move_aside([self.root / n for n in (*PAYLOAD, "done.json")], self.root)
+            log.warning("cache entry %s is damaged (%s); moved to %s and recomputed", self.root, "; ".join(problems), aside)
+        return problems
 
     def lock(self):
         return file_lock(self.root / ".lock")
@@ -62,16 +109,28 @@ class FeatureEntry:
         self.shard_dir.mkdir(parents=True, exist_ok=True)
 
     # -- shards ---------------------------------------------------------------------------
+    def shards(self) -> list[dict]:
+        """Every shard that reads back whole (a zip member's CRC is checked as it is read); one that
+        does not is moved aside, so its clips count as not extracted."""
+        out = []
+        for p in sorted(self.shard_dir.iterdir()) if self.shard_dir.is_dir() else []:
+            if not SHARD_RE.match(p.name):
+                continue
+            try:
+                with np.load(p) as z:
+                    out.append({k: z[k] for k in ("index", "features", "skipped_index", "skipped_reason")})
+            except Exception as exc:
+                aside = move_aside([p], self.root)
+                log.warning("shard %s is damaged (%s: %s); moved to %s, its clips are extracted again",
+                            p, type(exc).__name__, exc, aside)
+        return out
+
     def covered(self) -> set[int]:
-        """Clip indices already written by finished shards (read from the shards: a resumed batch can have gaps)."""
+        """Clip indices already written by intact shards (read from the shards: a resumed batch can have gaps)."""
         done: set[int] = set()
-        if self.shard_dir.is_dir():
-            for p in self.shard_dir.iterdir():
-                m = SHARD_RE.match(p.name)
-                if m:
-                    with np.load(p) as z:
-                        done.update(int(i) for i in z["index"])
-                        done.update(int(i) for i in z["skipped_index"])
+        for z in self.shards():
+            done.update(int(i) for i in z["index"])
+            done.update(int(i) for i in z["skipped_index"])
         return done
 
     def write_shard(self, index: np.ndarray, features: np.ndarray,
@@ -93,17 +152,14 @@ class FeatureEntry:
         feats = np.full((n, dim), np.nan, dtype=np.float32)
         seen = np.zeros(n, dtype=bool)
         reasons = [""] * n
-        for p in sorted(self.shard_dir.iterdir()):
-            if not SHARD_RE.match(p.name):
-                continue
-            with np.load(p) as z:
-                idx = z["index"]
-                if len(idx):
-                    feats[idx] = z["features"]
-                seen[idx] = True
-                for i, r in zip(z["skipped_index"], z["skipped_reason"]):
-                    seen[int(i)] = True
-                    reasons[int(i)] = str(r)
+        for z in self.shards():
+            idx = z["index"]
+            if len(idx):
+                feats[idx] = z["features"]
+            seen[idx] = True
+            for i, r in zip(z["skipped_index"], z["skipped_reason"]):
+                seen[int(i)] = True
+                reasons[int(i)] = str(r)
         if not seen.all():
             missing = np.flatnonzero(~seen)
             raise CacheError(f"{self.root}: {len(missing)} clips have no shard (first {missing[:5].tolist()})")
@@ -112,17 +168,23 @@ class FeatureEntry:
         table["reason"] = reasons
         atomic_write_bytes(self.root / "features.npy", npy_bytes(feats))
         atomic_write_text(self.root / "clips.csv", table.to_csv(index=False))
-        info = {"n_clips": n, "dim": dim, "n_skipped": int((~table["ok"]).sum()), **(extra or {})}
+        info = {"n_clips": n, "dim": dim, "n_skipped": int((~table["ok"]).sum()), **(extra or {}),
+                "files": manifest(self.root, PAYLOAD)}
         atomic_write_text(self.root / "done.json", json.dumps(info, indent=2))
 
     # -- reading --------------------------------------------------------------------------
     def load(self) -> tuple[np.ndarray, pd.DataFrame]:
-        """(features (n, dim) float32, clip table with ok/reason) of a complete entry."""
+        """(features (n, dim) float32, clip table with ok/reason) of a complete, intact entry."""
         if not self.is_complete():
             raise CacheError(
                 f"no complete features at {self.root}.\n  Fix: run the extract stage first "
                 f"(stage=all or stage=extract with the same dataset/frontend/features/seed/input settings)."
             )
+        problems = self.problems()
+        if problems:
+            raise CacheError(f"cache entry {self.root} is damaged: {'; '.join(problems)}.\n"
+                             f"  Fix: run the extract stage (stage=all or stage=extract): it moves the damaged files "
+                             f"aside and rebuilds the entry from its intact shards.")
         return np.load(self.root / "features.npy"), self.clip_table()
 
     def clip_table(self) -> pd.DataFrame:

@@ -131,6 +131,7 @@ def run_extraction(entry: FeatureEntry, source: ClipSource, frontend: Frontend, 
     opts: with batch_size and num_workers resolved (not null).
     """
     with entry.lock():                       # a concurrent job extracting the same key waits here
+        entry.set_aside_if_damaged()
         if entry.is_complete():
             log.info("features cached at %s: nothing to extract", entry.root)
             return {"cached": True, "extracted": 0, "seconds": 0.0}

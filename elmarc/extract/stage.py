@@ -55,7 +55,7 @@ def extract_stage(cfg: DictConfig, source, frontend, entry: FeatureEntry, cache_
     from .inputs import frontend_batch_size, resolve_workers, uses_gpu
     from .loop import run_extraction
 
-    if entry.is_complete():
+    if entry.is_complete() and not entry.problems():
         log.info("features cached at %s: nothing to extract", entry.root)
         return {"cached": True, "extracted": 0}
     opts: ExtractConfig = OmegaConf.to_object(cfg.extract)

@@ -27,11 +27,14 @@ def run_accuracies(rows: pd.DataFrame) -> pd.DataFrame:
     """One accuracy per run (mean over its folds): GROUP + frontend + seed -> accuracy."""
     rows = seed_free_once(rows).copy()
     rows["accuracy"] = rows["accuracy"].astype(float)
+    if "exact_fits" not in rows:                # rows cached before the exact fallback existed
+        rows["exact_fits"] = 0
     keys = GROUP + ["frontend", "seed"]
     agg = rows.groupby(keys, dropna=False).agg(
         accuracy=("accuracy", "mean"), n_folds=("accuracy", "size"),
         on_grid_edge=("on_grid_edge", lambda s: float(np.mean(s.astype(str).str.lower() == "true"))),
         capped_fits=("capped_fits", "max"),
+        exact_fits=("exact_fits", "max"),
     )
     return agg.reset_index()
 
@@ -73,7 +76,8 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
                         "p_vs_best": p, "best": fe == best,
                         "tied_with_best": fe == best or (not np.isnan(p) and p > ALPHA),
                         "on_grid_edge": g.loc[g.frontend == fe, "on_grid_edge"].mean(),
-                        "capped_fits": int(g.loc[g.frontend == fe, "capped_fits"].max())})
+                        "capped_fits": int(g.loc[g.frontend == fe, "capped_fits"].max()),
+                        "exact_fits": int(g.loc[g.frontend == fe, "exact_fits"].max())})
     return pd.DataFrame(out)
 
 

@@ -80,6 +80,15 @@ def markdown(summary: pd.DataFrame, jobs: pd.DataFrame, skipped: pd.DataFrame, r
             edge = f"{100 * r.on_grid_edge:.0f}%" if not np.isnan(r.on_grid_edge) else ""
             lines.append(f"| {name} | {acc} | {r.n_seeds} | {fmt_p(r.p_vs_best)} | {edge} | "
                          f"{'' if paper is None else f'{paper:.1f}'} | {diff} |")
+        capped, exact = g[g.capped_fits > 0], g[g.exact_fits > 0]
+        if len(capped):
+            lines += ["", "Capped fits (stopped at classifier.max_iter: approximate answers): "
+                      + ", ".join(f"{r.frontend} {r.capped_fits}" for r in capped.itertuples()) + " per run."]
+        if len(exact):
+            lines += ["", "Solved by the exact interior-point fallback where libsvm's SMO exceeded its budget "
+                      "(the optimum of the SVM problem, where libsvm would stop at its tolerance elsewhere; "
+                      "classifier.smo_budget=null gives libsvm's answers): "
+                      + ", ".join(f"{r.frontend} {r.exact_fits}" for r in exact.itertuples()) + " fits per run."]
         mfcc = g[g.frontend == "mfcc"]
         if len(mfcc):
             lines += ["", f"MFCC baseline: {pct(mfcc['mean'].iloc[0])}%."]

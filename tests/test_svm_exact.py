@@ -1,0 +1,90 @@
+"""Ill-conditioned features that make libsvm's SMO crawl: the exact fallback gives libsvm's converged decisions."""
+import numpy as np
+import pytest
+from sklearn.svm import SVC
+
+from elmarc.classify import SVMGrid
+from elmarc.classify.ovo import fit_predict, ovo_vote
+from elmarc.classify.splits import Split
+from elmarc.classify.svm import squared_distances
+
+
+def ill_conditioned(n=150, n_classes=3, dim=8, level=20.0, seed=2):
+    """A few strongly correlated, large-magnitude columns (a shared level, as the temporal front-end's
+    averaged envelopes have), with a weak class signal on top."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % n_classes
+    common = level * (1 + 0.1 * rng.standard_normal(n)) + 0.3 * y
+    X = (common[:, None] * rng.uniform(0.95, 1.05, dim)
+         + rng.standard_normal((n, 3)) @ rng.standard_normal((3, dim)) * 0.3 + 0.5 * np.eye(n_classes, dim)[y])
+    return X, np.array([f"c{k}" for k in y])
+
+
+@pytest.fixture(scope="module")
+def crawl():
+    X, y = ill_conditioned()
+    train = np.arange(len(y)) % 5 != 0          # every class in training and in evaluation
+    return X, y, train
+
+
+def kernels(X, train, setting):
+    if setting["kernel"] == "linear":
+        return X[train] @ X[train].T, X[~train] @ X[train].T
+    gamma = 1.0 / X.shape[1] if setting["gamma"] == "auto" else setting["gamma"]
+    return np.exp(-gamma * squared_distances(X[train], X[train])), np.exp(-gamma * squared_distances(X[~train], X[train]))
+
+
+def test_every_setting_gives_libsvms_converged_decisions(crawl):
+    X, y, train = crawl
+    budget = 2000
+    crawled = exact = 0
+    for setting in SVMGrid().settings:
+        K, Ke = kernels(X, train, setting)
+        reference = SVC(kernel="precomputed", C=setting["C"]).fit(K, y[train])      # run to convergence
+        crawled += int(reference.n_iter_.max() > 100 * budget)
+        ours = fit_predict(K, y[train], Ke, setting["C"], budget=budget)
+        exact += ours.exact_pairs > 0
+        assert not ours.capped
+        np.testing.assert_array_equal(ours.predictions, reference.predict(Ke), err_msg=str(setting))
+    assert crawled >= 2 and exact >= 3          # the case really makes SMO crawl, and the fallback really ran
+
+
+def test_grid_reports_exact_fits_and_the_same_accuracies(crawl):
+    X, y, train = crawl
+    split = [Split("s", np.flatnonzero(train), np.flatnonzero(~train), 0, "outer")]
+    fast = SVMGrid(smo_budget=2000).scores(X, y, split)
+    slow = SVMGrid(smo_budget=None).scores(X, y, split)                  # libsvm alone, to convergence
+    np.testing.assert_array_equal(fast.accuracy, slow.accuracy)
+    assert fast.exact.any() and not slow.exact.any() and not fast.capped.any()
+
+
+def test_a_user_cap_is_flagged_not_replaced(crawl):
+    X, y, train = crawl
+    K, Ke = kernels(X, train, {"kernel": "linear"})
+    capped = fit_predict(K, y[train], Ke, 32.0, max_iter=500)
+    assert capped.capped and capped.exact_pairs == 0
+
+
+def test_votes_follow_libsvm_including_ties():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 4))
+    y = np.array(["b", "c", "a", "d"])[rng.integers(0, 4, 120)]                # first appearance not sorted
+    K, Ke = X[:90] @ X[:90].T, X[90:] @ X[:90].T
+    clf = SVC(kernel="precomputed", C=1.0, decision_function_shape="ovo").fit(K, y[:90])
+    np.testing.assert_array_equal(ovo_vote(clf.decision_function(Ke), clf.classes_), clf.predict(Ke))
+    classes = np.array(["a", "b", "c"])
+    # pairs (a,b) (a,c) (b,c): a beats b, c beats a, b beats c -> one vote each: the first class wins
+    assert ovo_vote(np.array([[1.0, -1.0, 1.0]]), classes)[0] == "a"
+    assert ovo_vote(np.array([[-1.0, -1.0, 1.0]]), classes)[0] == "b"   # b two votes
+    assert ovo_vote(np.array([[0.0, 0.0, 0.0]]), classes)[0] == "c"     # a zero decision votes the second class
+
+
+def test_two_classes_use_libsvms_sign(crawl):
+    X, y, train = crawl
+    two = np.isin(y, ["c0", "c1"])
+    Xb, yb, tb = X[two], y[two], train[two]
+    K, Ke = Xb[tb] @ Xb[tb].T, Xb[~tb] @ Xb[tb].T
+    reference = SVC(kernel="precomputed", C=8.0).fit(K, yb[tb]).predict(Ke)
+    ours = fit_predict(K, yb[tb], Ke, 8.0, budget=100)
+    assert ours.exact_pairs == 1
+    np.testing.assert_array_equal(ours.predictions, reference)
