@@ -30,6 +30,9 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
     import soundfile as sf
 
     path = Path(path)
+    unusable = why_not_a_file(path)
+    if unusable:
+        raise AudioError(f"{path} {unusable}")
     try:
         with sf.SoundFile(str(path)) as fh:
             rate = fh.samplerate
@@ -46,6 +49,23 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
     if not np.all(np.isfinite(mono)):
         raise AudioError(f"{path} contains NaN or infinite samples")
     return np.ascontiguousarray(mono, dtype=np.float32), int(rate)
+
+
+def why_not_a_file(path: Path) -> str:
+    """'' for a readable regular file (or a link to one), else why not, as the skip reason says it."""
+    import os
+
+    if path.is_symlink() and not path.exists():
+        return f"is a broken symbolic link (to {os.readlink(path)}): the file it points to is gone"
+    if not path.exists():
+        return "does not exist (it vanished after the dataset was listed)"
+    if path.is_dir():
+        return "is a folder, not an audio file"
+    if not path.is_file():
+        return "is not a regular file (a device, pipe or socket)"
+    if not os.access(path, os.R_OK):
+        return "cannot be read: no permission"
+    return ""
 
 
 def missing_bytes(path: Path) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from .config import check_rules, parse_stages
-from .storage import atomic_write_text
+from .storage import CacheWriteError, atomic_write_csv, atomic_write_text, make_dirs
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ def job_labels(cfg: DictConfig, source) -> dict:
 
 def run_job(cfg: DictConfig, out_dir: Path) -> dict:
     """Run the configured stages of one job; write status.json (ok or the error) to out_dir."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(out_dir)
     status = {"status": "running", "overrides": _overrides()}
     try:
         result = _run_stages(cfg, out_dir)
@@ -29,7 +29,10 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict:
         status.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
         raise
     finally:
-        atomic_write_text(out_dir / "status.json", json.dumps(status, indent=2, default=str))
+        try:
+            atomic_write_text(out_dir / "status.json", json.dumps(status, indent=2, default=str))
+        except CacheWriteError as exc:      # the job's own error (often the same full disk) is the one to show
+            log.warning("could not write status.json: %s", exc)
     if "report" in parse_stages(cfg.stage) and (out_dir / "results.csv").is_file() and not _in_multirun():
         from .report import write_report
 
@@ -62,13 +65,13 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
     source = build_dataset(cfg.dataset)
     spec, readable = feature_spec(cfg, source, frontend)
     entry = FeatureEntry.for_spec(cache_dir, spec, readable)
-    source.clips.drop(columns=["path"]).to_csv(out_dir / "clips.csv", index=False)   # folds/splits of this run
+    atomic_write_csv(out_dir / "clips.csv", source.clips.drop(columns=["path"]))   # folds/splits of this run
     result: dict = {"feature_key": entry.key, "feature_dir": str(entry.root)}
 
     if "extract" in stages:
         result["extract"] = extract_stage(cfg, source, frontend, entry, cache_dir)
         clips = entry.clip_table()
-        clips[~clips["ok"]].to_csv(out_dir / "skipped.csv", index=False)
+        atomic_write_csv(out_dir / "skipped.csv", clips[~clips["ok"]])
 
     if "classify" in stages or "report" in stages:
         # report alone reads the rows the classify stage cached for this job; it never fits
@@ -76,7 +79,7 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
         table = classify(entry, OmegaConf.to_container(cfg.classifier, resolve=True), protocol,
                          bool(cfg.classify.standardize), int(cfg.seed), job_labels(cfg, source),
                          cache_dir / "results", fit="classify" in stages, n_jobs=cfg.classify.n_jobs)
-        table.to_csv(out_dir / "results.csv", index=False)
+        atomic_write_csv(out_dir / "results.csv", table)
         result["accuracy"] = float(table["accuracy"].astype(float).mean())
     return result
 

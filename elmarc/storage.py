@@ -50,17 +50,18 @@ def write_failure(path: Path, exc: OSError) -> CacheWriteError:
         free = "free space unknown"
     what = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
             errno.EROFS: "the file system is read-only"}.get(exc.errno, "no permission to write there")
+    fix = "freeing space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "making the folder writable"
     return CacheWriteError(
         f"cannot write {path.name} in {folder}: {what} ({free}; {os.strerror(exc.errno)}).\n"
-        f"  Nothing written so far is lost: rerun after freeing space and the job resumes where it stopped,\n"
+        f"  Nothing written so far is lost: rerun after {fix} and the job resumes where it stopped,\n"
         f"  or put the cache on another disk with cache_dir=/path/with/space (or ELMARC_CACHE).")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over the target."""
     tmp = None
+    make_dirs(path.parent)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -114,6 +115,11 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
+def atomic_write_csv(path: Path, table) -> None:
+    """A pandas table as CSV, written atomically (a killed job leaves the old file or none, never half of one)."""
+    atomic_write_text(path, table.to_csv(index=False))
+
+
 def npy_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
@@ -126,11 +132,28 @@ def npz_bytes(**arrays) -> bytes:
     return buf.getvalue()
 
 
+def make_dirs(path: Path) -> Path:
+    """mkdir -p, with the one clear message when the file system refuses."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if exc.errno in USER_FIXABLE:
+            raise write_failure(path / ".", exc) from exc
+        raise
+    return path
+
+
 @contextlib.contextmanager
 def file_lock(path: Path):
     """Exclusive advisory lock (released by the kernel if the holder dies)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
+    make_dirs(path.parent)
+    try:
+        fh = open(path, "a+")
+    except OSError as exc:
+        if exc.errno in USER_FIXABLE:
+            raise write_failure(path, exc) from exc
+        raise
+    with fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
             yield

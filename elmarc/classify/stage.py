@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from io import StringIO
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import pandas as pd
 
 from ..errors import UserError
 from ..extract.feature_cache import FeatureEntry
-from ..storage import atomic_write_text, file_lock, manifest, move_aside, stable_hash, verify
+from ..storage import atomic_write_csv, atomic_write_text, file_lock, manifest, move_aside, stable_hash, verify
 from .protocols import plan_splits, select
 
 log = logging.getLogger(__name__)
@@ -118,9 +117,7 @@ def _fit(entry, classifier_cfg, protocol, standardize, seed, seeded, labels_meta
             "n_skipped": int((~ok).sum()), "grid_seconds": round(seconds, 3), "feature_key": entry.key,
         })
     table = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    buf = StringIO()
-    table.to_csv(buf, index=False)
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_csv(path, table)
     atomic_write_text(done_marker(path), json.dumps({"files": manifest(path.parent, [path.name])}))
     acc = table["accuracy"].astype(float)
     log.info("%s %s %s: accuracy %.4f (folds %s) in %.1f s, %d fits x %d settings",

@@ -73,12 +73,20 @@ class ClipSource:
         """What makes this dataset's features what they are: name, ids, labels, sizes (not the root)."""
         h = hashlib.sha256()
         for row in self.clips.itertuples(index=False):
-            size = Path(row.path).stat().st_size if row.path else 0
+            size = file_size(row.path) if row.path else 0
             h.update(f"{row.clip_id}\t{row.label}\t{size}\n".encode())
         return {"dataset": self.name, "n_clips": len(self), "files_sha256": h.hexdigest(), **self.extra_identity}
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def file_size(path: str) -> int:
+    """Size in bytes, or -1 for a path that cannot be stat'ed (a broken link: skipped later, with its reason)."""
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return -1
 
 
 def stratified_folds(labels: np.ndarray, n_folds: int, seed: int) -> np.ndarray:

@@ -7,6 +7,7 @@ Layouts read:
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def _from_esc50_csv(name: str, base: Path, only_esc10: bool, layout: str) -> pd.
     if only_esc10:
         meta = meta[meta["esc10"].astype(str).str.lower() == "true"]
     paths = [base / "audio" / f for f in meta["filename"]]
-    missing = [str(p.relative_to(base)) for p in paths if not p.is_file()]
+    missing = [str(p.relative_to(base)) for p in paths if not os.path.lexists(p)]   # a broken link is skipped later, with its reason
     if missing:
         raise missing_files_error(name, base, missing, len(paths), layout)
     return pd.DataFrame({"clip_id": [Path(f).stem for f in meta["filename"]], "path": [str(p) for p in paths],

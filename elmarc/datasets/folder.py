@@ -5,6 +5,7 @@ list gives a 'fold' (k-fold) or 'split' (train/valid/test) column.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +24,7 @@ def _from_list(base: Path, list_path: Path) -> pd.DataFrame:
     if not {"path", "label"} <= set(table.columns):
         raise DatasetError(f"dataset 'folder': {list_path} needs columns path,label (has {list(table.columns)})")
     paths = [Path(p) if Path(p).is_absolute() else base / p for p in table["path"]]
-    missing = [str(p) for p in paths if not p.is_file()]
+    missing = [str(p) for p in paths if not os.path.lexists(p)]   # a broken link is skipped later, with its reason
     if missing:
         raise missing_files_error("folder", base, missing, len(paths), LAYOUT)
     out = pd.DataFrame({"clip_id": [str(Path(p).with_suffix("")) for p in table["path"]],

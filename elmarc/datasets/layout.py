@@ -7,9 +7,12 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".au", ".aiff", ".aif")
 
 
 def audio_files(root: Path) -> list[Path]:
-    """Every audio file below root, sorted (hidden files and macOS '._' resource forks left out)."""
+    """Every path below root that looks like a clip (an audio extension), sorted; hidden files and
+    macOS '._' resource forks left out. Paths that are not readable files (a broken link, a folder
+    named like one) are kept: the extract stage skips each with its reason, so none vanishes unsaid."""
     return sorted(p for p in root.rglob("*")
-                  if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file() and not p.name.startswith("."))
+                  if p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts[:-1]))
 
 
 def by_stem(files: list[Path]) -> dict[str, Path]:

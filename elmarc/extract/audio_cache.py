@@ -29,6 +29,7 @@ from ..storage import (
     atomic_write_bytes,
     atomic_write_text,
     file_lock,
+    make_dirs,
     manifest,
     move_aside,
     npy_bytes,
@@ -136,7 +137,7 @@ class AudioCache:
                 self._set_aside_damaged()
             if self.is_complete():
                 return {"cached": True, "decoded": 0}
-            self.root.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.root)
             atomic_write_text(self.root / "spec.json", json.dumps(self.spec, indent=2, sort_keys=True))
             done = set()
             for p in self._chunk_files():

@@ -29,6 +29,7 @@ from ..storage import (
     atomic_write_bytes,
     atomic_write_text,
     file_lock,
+    make_dirs,
     manifest,
     move_aside,
     npy_bytes,
@@ -106,7 +107,7 @@ class FeatureEntry:
                 raise CacheError(f"cache entry {self.root} was made by a different spec; delete it to recompute")
         else:
             atomic_write_text(spec_path, json.dumps(self.spec, indent=2, sort_keys=True, default=str))
-        self.shard_dir.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.shard_dir)
 
     # -- shards ---------------------------------------------------------------------------
     def shards(self) -> list[dict]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..storage import atomic_write_csv, atomic_write_text
 from .stats import GROUP, pairwise_pvalues, run_accuracies, summarise
 from .tables import gather, markdown, pct
 
@@ -24,11 +25,11 @@ def write_report(root: str | Path, print_summary: bool = True) -> Path:
     pvalues: dict = {}
     if len(rows):
         if not (len(jobs) == 1 and jobs["job"].iloc[0] == "."):      # a sweep: gather its jobs' rows
-            rows.to_csv(root / "results.csv", index=False)
+            atomic_write_csv(root / "results.csv", rows)
         runs = run_accuracies(rows)
         summary = summarise(runs)
         pvalues = pairwise_pvalues(runs)
-        summary.to_csv(root / "summary.csv", index=False)
+        atomic_write_csv(root / "summary.csv", summary)
         for key, g in summary.groupby(["dataset", "width", "protocol", "standardize"], dropna=False):
             ds, width, protocol, std = key
             tag = "std" if str(std).lower() == "true" else "raw"
@@ -37,7 +38,7 @@ def write_report(root: str | Path, print_summary: bool = True) -> Path:
             plots.append(bar_chart(g, title, root / name))
     text = markdown(summary, jobs, skipped, root, pvalues, plots) if len(summary) else (
         "# elmarc report\n\nNo result rows found under this folder.\n")
-    (root / "report.md").write_text(text)
+    atomic_write_text(root / "report.md", text)
     if print_summary:
         print(console_table(summary, jobs))
         print(f"\nreport written to {root / 'report.md'}")

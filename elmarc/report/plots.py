@@ -1,10 +1,13 @@
 """Bar charts in the style of the paper's figures: a bar per front-end x classifier, error bars over seeds."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ..storage import atomic_write_bytes
 
 
 def bar_chart(summary: pd.DataFrame, title: str, path: Path) -> Path:
@@ -34,6 +37,8 @@ def bar_chart(summary: pd.DataFrame, title: str, path: Path) -> Path:
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    atomic_write_bytes(path, buf.getvalue())
     plt.close(fig)
     return path
