@@ -228,7 +228,7 @@ class SVMConfig:
     linear: bool = True
     max_iter: int = -1               # libsvm iterations per pair; -1: the converged answer (the reference); > 0: a cap (flagged)
     tol: float = 1e-3
-    smo_budget: Optional[int] = 100_000   # SMO iterations per pair before the exact interior-point solve; null: libsvm to convergence
+    smo_budget: Optional[int] = 16_000_000   # SMO work per pair (iterations x clips) before the exact solve; null: libsvm to convergence
 
 
 @dataclass
