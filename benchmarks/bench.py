@@ -8,8 +8,10 @@ Sections (``--only`` picks some):
             for N and 2N clips (it must not grow with the number of clips)
   decode    decode once: seconds of the decode pass against all small front-ends x 3 seeds
   svmgrid   our 32-setting SVM grid against GridSearchCV(SVC) on the same folds (same selection?)
-  svmconv   libsvm convergence: seconds and iterations of each of the 32 fits on one split, features as
-            extracted and standardised (cached feature folders via --svmconv-features, else synthetic)
+  svmconv   every SVM setting on one split, before (libsvm to convergence) and after (SMO budget + exact
+            solve): seconds, and the same decisions? Per front-end on cached features (--svmconv-features;
+            make bench passes ESC-10's) and on the synthetic tasks, as extracted and standardised
+  cachecheck the cache integrity check (size + SHA-256) against reading the payload
   classify  the classifier stage at the paper's largest scale (UrbanSound8K: 8732 x 3584, 10 folds),
             timed on a subset of folds and projected
 Writes bench/<section>.csv and bench/bench.md and prints them.
@@ -31,7 +33,7 @@ from elmarc.describe import conv_macs, frontend_configs, paper_example
 from elmarc.extract.inputs import frontend_batch_size, resolve_workers
 from elmarc.frontends import build_frontend
 
-SECTIONS = ("extract", "e2e", "decode", "svmgrid", "svmconv", "classify")
+SECTIONS = ("extract", "e2e", "decode", "svmgrid", "svmconv", "cachecheck", "classify")
 
 
 # ----------------------------------------------------------------------------- machine facts
@@ -448,6 +450,34 @@ def svmconv_summary(df: pd.DataFrame) -> pd.DataFrame:
     }).reset_index()
 
 
+def bench_cachecheck(tmp: Path) -> pd.DataFrame:
+    """The integrity check against reading the payload it guards, at UrbanSound8K sizes: a large-width
+    feature entry (8732 x 3584 float32) and the decoded audio of the dataset (8732 x 4 s at 12 kHz)."""
+    from elmarc.storage import atomic_write_bytes, manifest, npy_bytes, verify
+
+    rng = np.random.default_rng(0)
+    rows = []
+    payloads = {"features.npy (8732 x 3584)": rng.standard_normal((8732, 3584), dtype=np.float32),
+                "audio chunks (8732 x 4 s)": rng.standard_normal(8732 * 48000, dtype=np.float32)}
+    for name, array in payloads.items():
+        path = tmp / "payload.npy"
+        atomic_write_bytes(path, npy_bytes(array))
+        files = manifest(tmp, [path.name])
+        reads, checks = [], []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            np.load(path)
+            reads.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            assert not verify(tmp, files)
+            checks.append(time.perf_counter() - t0)
+        read, check = min(reads), min(checks)
+        rows.append({"payload": name, "MB": round(path.stat().st_size / 1e6), "read_s": round(read, 3),
+                     "check_s": round(check, 3), "check_over_read": round(check / read, 2)})
+        print(f"  {name}: read {read:.3f} s, check (size + SHA-256) {check:.3f} s", flush=True)
+    return pd.DataFrame(rows)
+
+
 def bench_classify(n: int, dim: int, folds: int, timed_folds: int, n_jobs: int, max_iter: int) -> pd.DataFrame:
     """Paper protocol at UrbanSound8K scale; times `timed_folds` of the folds and projects."""
     from elmarc.classify.elm import ELMGrid
@@ -556,6 +586,12 @@ def main(argv=None) -> int:
         df.to_csv(args.out / "svmconv.csv", index=False)
         md += ["## The 32-setting SVM grid on one 80/20 split, before and after (seconds)", "",
                markdown_table(svmconv_summary(df)), ""]
+    if "cachecheck" in sections:
+        print("cachecheck: the integrity check against reading the payload", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            df = bench_cachecheck(Path(tmp))
+        df.to_csv(args.out / "cachecheck.csv", index=False)
+        md += ["## Cache integrity check against reading (warm page cache: the check's worst case)", "", markdown_table(df), ""]
     if "classify" in sections:
         print("classify: UrbanSound8K scale", flush=True)
         df = bench_classify(8732, 3584, 10, args.classify_folds, n_jobs=max(1, os.cpu_count() or 1),

@@ -2,11 +2,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from reference_numpy import log_mel as np_log_mel
-from reference_numpy import mfcc_stats, slaney_filterbank
 
 from elmarc.audio import AudioError, InputConfig, decode, fix_length, load_clip, log_mel, logmel_input, resample, waveform_input
 from elmarc.frontends.mfcc import MFCC
+
+from reference_numpy import log_mel as np_log_mel
+from reference_numpy import mfcc_stats, slaney_filterbank
 
 CFG = InputConfig()
 

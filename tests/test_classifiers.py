@@ -111,3 +111,34 @@ def test_elm_rejects_bad_input():
         ELMClassifier(n_hidden=0).fit(np.ones((4, 2)), [0, 1, 0, 1])
     with pytest.raises(ValueError):
         ELMClassifier().fit(np.array([[np.nan, 1.0], [1.0, 2.0]]), [0, 1])
+
+
+def test_a_job_takes_its_share_of_the_cores_under_a_parallel_launcher(monkeypatch):
+    from types import SimpleNamespace
+
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from elmarc import resources
+
+    monkeypatch.setattr(resources, "available_cores", lambda: 16)
+    monkeypatch.setattr(resources, "available_cores_of_machine", lambda: 16)
+    assert resources.job_cores() == 16                                      # a plain run: every core
+
+    def launched(**launcher):
+        monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda: SimpleNamespace(launcher=OmegaConf.create(launcher))))
+        return resources.job_cores()
+
+    assert launched(n_jobs=4) == 4                       # joblib: 4 processes share 16 cores
+    assert launched(n_jobs=-1) == 1                      # one process per core
+    assert launched(cpus_per_task=3) == 3                # submitit / Slurm: what the job was given
+    assert launched(_target_="hydra._internal.core_plugins.basic_launcher.BasicLauncher") == 16
+
+
+def test_blas_threads_are_bounded_inside_the_block():
+    from threadpoolctl import threadpool_info
+
+    from elmarc.resources import blas_threads
+
+    with blas_threads(1):
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info())

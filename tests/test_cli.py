@@ -4,9 +4,10 @@ import sys
 
 import pandas as pd
 import pytest
-from helpers import TINY, grid, log_text, run_cli, run_job, run_sweep
 
 from elmarc.errors import UserError
+
+from helpers import TINY, grid, log_text, run_cli, run_job, run_sweep
 
 SWEEP = ["dataset.task=timbre", "dataset.n_classes=3"]
 

@@ -1,12 +1,13 @@
 """Real layouts: split sizes, labels, folds, clear errors, and the CLI end to end on fixture trees."""
-import fixtures
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import run_cli, run_job
 
 from elmarc.datasets import DatasetError, build_dataset
 from elmarc.datasets.ballroom import CLASSES
+
+import fixtures
+from helpers import run_cli, run_job
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,12 @@
 import pandas as pd
 import pytest
 import torch
-from helpers import TINY, run_cli, run_job
 
 from elmarc.frontends import build_frontend
 from elmarc.frontends.base import FrontendConfigError, init_random_
 from elmarc.frontends.declarative import Declared
+
+from helpers import TINY, run_cli, run_job
 
 # The paper's 7x96, temporal and timbral written as layer lists: the declarative mechanism must
 # reproduce the shipped (Python) definitions bit for bit, weights and features.

@@ -241,9 +241,9 @@ def test_compiled_frontend_gives_the_eager_features(frontend_configs, name):
 
 
 def test_compile_null_follows_the_frontend_flag_at_the_large_width():
-    from helpers import compose_cfg
-
     from elmarc.extract.stage import use_compile
+
+    from helpers import compose_cfg
 
     def cfg(choice, cpu, gpu, width):
         return compose_cfg([f"extract.compile={choice}", f"frontend.compile.cpu={cpu}", f"frontend.compile.gpu={gpu}",

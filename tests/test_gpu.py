@@ -7,11 +7,12 @@ import glob
 import numpy as np
 import pytest
 import torch
-from helpers import TINY, run_cli
 
 from elmarc.describe import frontend_configs
 from elmarc.extract.loop import float32_math
 from elmarc.frontends import build_frontend
+
+from helpers import TINY, run_cli
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -6,18 +6,19 @@ import subprocess
 import sys
 import time
 
-import fixtures
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from helpers import ROOT, TINY, compose_cfg, log_text, run_cli, run_job
 
 from elmarc.audio import AudioError
 from elmarc.config import ConfigError, check_rules
 from elmarc.datasets import build_dataset
 from elmarc.extract import FeatureEntry, feature_spec
 from elmarc.frontends import build_frontend
+
+import fixtures
+from helpers import ROOT, TINY, compose_cfg, log_text, run_cli, run_job
 
 
 # ----------------------------------------------------------------------------- 1. bad audio

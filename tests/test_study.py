@@ -1,9 +1,10 @@
 """The study: seeds, the report over a sweep, parallel launchers, failed jobs."""
 import pandas as pd
 import pytest
-from helpers import TINY, grid, run_cli, run_sweep
 
 from elmarc.report.__main__ import main as report_main
+
+from helpers import TINY, grid, run_cli, run_sweep
 
 
 @pytest.mark.parametrize("launcher", ["local_parallel", "local_submitit"])
