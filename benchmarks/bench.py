@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -109,7 +110,12 @@ def example_batch(kind: str, batch: int, dev) -> torch.Tensor:
 
 
 def bench_extract(widths, names, min_seconds: float, mm: float, dev, precision: str = "32-true",
-                  gpu_batch_only: bool = False, compile_model: bool = False) -> pd.DataFrame:
+                  gpu_batch_only: bool = False, compile_model: bool = False,
+                  modes: tuple[str, ...] = ("plain", "fused", "auto")) -> pd.DataFrame:
+    """Every front-end with each way of choosing its layers' forms (elmarc.frontends.forms): plain, the
+    layers' own rules (fused), and measured here (auto; the choices and their timings are printed)."""
+    from elmarc.frontends import forms
+
     rows = []
     for name, cfg in frontend_configs().items():
         if names and name not in names:
@@ -122,7 +128,8 @@ def bench_extract(widths, names, min_seconds: float, mm: float, dev, precision: 
             macs = conv_macs(build_frontend(cfg, w, seed=0).to("meta"), paper_example(model.input_kind))
             model = model.to(dev)
             run = torch.compile(model) if compile_model else model
-            for batch in batch_sizes(cfg, w, dev, gpu_batch_only):
+            for batch, mode in ((b, m) for b in batch_sizes(cfg, w, dev, gpu_batch_only) for m in modes):
+                forms.configure(mode)
                 x = example_batch(model.input_kind, batch, dev)
                 reset_peak_rss()
                 if dev.type == "cuda":
@@ -147,14 +154,22 @@ def bench_extract(widths, names, min_seconds: float, mm: float, dev, precision: 
                 del x
                 rate = clips / seconds
                 gflops = 2 * macs * rate / 1e9
-                rows.append({"frontend": name, "width": width, "batch": batch, "precision": precision,
+                chosen = {k.split("|")[0] + "[" + "|".join(k.split("|")[3:]) + "]": v for k, v in forms.choices().items()
+                          if k in forms.timings()} if mode == "auto" else {}
+                rows.append({"frontend": name, "width": width, "batch": batch, "precision": precision, "conv_forms": mode,
                              "compiled": compile_model, "clips_per_s": round(rate, 3),
                              "macs_per_clip": macs, "gflop_per_s": round(gflops, 1),
                              "fraction_of_matmul": round(gflops / mm, 3), "peak_rss_mb": round(peak_rss_mb()),
                              "peak_gpu_mb": None if dev.type == "cpu" else round(peak_gpu_mb(dev))})
-                print(f"  {name:<18} {width:<5} batch {batch:<4} {rate:9.2f} clips/s {gflops:8.1f} GFLOP/s "
+                rows[-1]["chosen_forms"] = "; ".join(f"{k}: {v}" for k, v in chosen.items())
+                print(f"  {name:<18} {width:<5} batch {batch:<4} {mode:<5} {rate:9.2f} clips/s {gflops:8.1f} GFLOP/s "
                       f"{100 * gflops / mm:6.1f}% of matmul  peak RSS {rows[-1]['peak_rss_mb']} MB"
                       + (f", GPU {rows[-1]['peak_gpu_mb']} MB" if dev.type == "cuda" else ""), flush=True)
+                for key, secs in (forms.timings().items() if mode == "auto" else ()):
+                    print(f"      chose {forms.choices()[key]:<10} for {key}: "
+                          + ", ".join(f"{f} {t * 1e3:.2f} ms" for f, t in secs.items()), flush=True)
+                forms._timings.clear()
+                forms._choices.clear()
     return pd.DataFrame(rows)
 
 
@@ -511,6 +526,21 @@ def bench_classify(n: int, dim: int, folds: int, timed_folds: int, n_jobs: int, 
     return pd.DataFrame(rows)
 
 
+def host_description() -> str:
+    """CPU model, ISA, threads, torch and oneDNN versions (and the GPU when there is one)."""
+    from elmarc.frontends.forms import machine_id
+
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("model name")), model)
+    found = re.search(r"(?:MKL-DNN|oneDNN)\s*v?([0-9][0-9.]*)", torch.__config__.show())
+    onednn = found.group(1) if found else "?"
+    gpu = f"; GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return (f"{model}, ISA {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads, "
+            f"torch {torch.__version__}, oneDNN {onednn}{gpu} (conv-form store: {machine_id()})")
+
+
 def markdown_table(df: pd.DataFrame) -> str:
     cols = list(df.columns)
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -538,6 +568,7 @@ def main(argv=None) -> int:
                     help="extract section: 32-true is what extraction uses; the others are options, timed apart")
     ap.add_argument("--gpu-batch-only", action="store_true", help="extract section on a GPU: time gpu_batch_size only")
     ap.add_argument("--compile", action="store_true", help="extract section: torch.compile each front-end")
+    ap.add_argument("--conv-forms", default="plain,fused,auto", help="extract section: the extract.conv_forms modes to time")
     ap.add_argument("--workers", type=int, default=None, help="DataLoader workers in e2e/decode (default: as a sweep does, see extract.default_workers)")
     ap.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN time algorithms per shape (GPU)")
     ap.add_argument("--out", type=Path, default=Path("bench"))
@@ -549,7 +580,9 @@ def main(argv=None) -> int:
     threads = torch.get_num_threads()
     args.out.mkdir(parents=True, exist_ok=True)
     name = torch.cuda.get_device_name() if dev.type == "cuda" else f"CPU, {threads} threads"
-    md = ["# elmarc benchmark", "", f"Device: {name}; torch {torch.__version__}; {time.strftime('%Y-%m-%d %H:%M')}", ""]
+    md = ["# elmarc benchmark", "", f"Device: {name}; torch {torch.__version__}; {time.strftime('%Y-%m-%d %H:%M')}", "",
+          f"Host: {host_description()}", ""]
+    print(f"host: {host_description()}", flush=True)
     if args.cudnn_benchmark:
         torch.backends.cudnn.benchmark = True
         md += ["cuDNN benchmark mode on (algorithm chosen by timing per shape)", ""]
@@ -559,7 +592,7 @@ def main(argv=None) -> int:
     if "extract" in sections:
         print("extract: every front-end on 29-s inputs", flush=True)
         df = bench_extract(args.widths.split(","), set(filter(None, args.frontends.split(","))), args.min_seconds, mm, dev,
-                           args.precision, args.gpu_batch_only, args.compile)
+                           args.precision, args.gpu_batch_only, args.compile, tuple(args.conv_forms.split(",")))
         df.to_csv(args.out / "extract.csv", index=False)
         md += ["## Front-ends on 29-s inputs (in memory)", "", markdown_table(df), ""]
     if "e2e" in sections:

@@ -1,4 +1,5 @@
 """SPEC section 2: lengths, intermediate shapes, initialisation, seeds, the paper's pitch-invariance property."""
+import json
 import math
 from pathlib import Path
 
@@ -234,8 +235,9 @@ def test_compiled_frontend_gives_the_eager_features(frontend_configs, name):
     with torch.inference_mode():
         eager = build_frontend(frontend_configs[name], "small", seed=3)(x)
         model = compiled(build_frontend(frontend_configs[name], "small", seed=3))
+        model(x)                                          # the first call runs eager (forms are chosen there)
         fast = model(x)
-    assert not model.forward.failed                       # it really ran compiled
+    assert not model.forward.failed and model.forward.calls == 2          # it really ran compiled
     assert fast.shape == eager.shape
     assert torch.allclose(fast, eager, rtol=1e-4, atol=1e-5 * float(eager.abs().max()))
 
@@ -300,3 +302,55 @@ def test_features_equal_the_stored_reference(frontend_configs, example_inputs, n
         for got in (fast, plain):
             assert got.shape == expected.shape
             torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("name", ["vgg", "7x86", "timbral_time", "sample_level"])
+def test_measured_forms_are_chosen_remembered_and_give_the_same_features(frontend_configs, name, tmp_path, monkeypatch):
+    """extract.conv_forms=auto: every layer with several forms times them on first use, keeps the fastest
+    (plain always a candidate), stores the choice per machine, and a later process reuses it untimed."""
+    from elmarc.frontends import forms, ops
+
+    model = build_frontend(frontend_configs[name], "small", seed=2)
+    g = torch.Generator().manual_seed(1)
+    x = (torch.randn(2, 20001, generator=g) * 0.1 if model.input_kind == "waveform"
+         else torch.randn(2, 1376, 96, generator=g) * 10 - 40)
+    monkeypatch.setattr(forms, "_choices", {})
+    monkeypatch.setattr(forms, "_timings", {})
+    forms.configure("auto", tmp_path)
+    try:
+        with torch.inference_mode():
+            measured = model(x)
+            with ops.direct_convolution():
+                plain = model(x)
+        timed = forms.timings()
+        assert timed and all("plain" in secs and len(secs) >= 2 for secs in timed.values())
+        assert all(forms.choices()[k] == min(secs, key=secs.get) for k, secs in timed.items())   # the fastest
+        torch.testing.assert_close(measured, plain, rtol=1e-5, atol=1e-5)
+        stored = json.loads((tmp_path / "conv_forms" / f"{forms.machine_id()}.json").read_text())
+        assert stored == forms.choices()
+        # a later job on this machine: loads the choices, times nothing
+        monkeypatch.setattr(forms, "_choices", {})
+        monkeypatch.setattr(forms, "_timings", {})
+        forms.configure("auto", tmp_path)
+        with torch.inference_mode():
+            model(x)
+        assert forms.choices() == stored and not forms.timings()
+    finally:
+        forms.configure("fused")
+
+
+def test_conv_forms_modes_pick_plain_the_rule_or_the_measurement(monkeypatch):
+    from elmarc.frontends import forms
+
+    calls = []
+    candidates = {"plain": lambda: calls.append("plain"), "fast": lambda: calls.append("fast")}
+    cpu = torch.device("cpu")
+    for mode, expected in (("plain", "plain"), ("fused", "fast")):
+        with forms.forced(mode):
+            forms.run("op", f"k-{mode}", candidates, "fast", cpu)
+        assert calls[-1] == expected
+    monkeypatch.setattr(forms, "_choices", {})
+    monkeypatch.setattr(forms, "_time", lambda fn, device: 0.001 if fn is candidates["plain"] else 0.002)
+    with forms.forced("auto"):
+        forms.run("op", "k-auto", candidates, "fast", cpu)
+    assert forms.choices()["k-auto"] == "plain" and calls[-1] == "plain"       # the plain form wins when it is faster

@@ -27,9 +27,12 @@ class _CompiledForward:
     """torch.compile'd forward that falls back to eager once if compiling fails (e.g. no C++ compiler)."""
 
     def __init__(self, forward):
-        self.eager, self.fast, self.failed = forward, torch.compile(forward), False
+        self.eager, self.fast, self.failed, self.calls = forward, torch.compile(forward), False, 0
 
     def __call__(self, x):
+        self.calls += 1
+        if self.calls == 1:             # eager first: layers choose their forms by measuring, then the graph uses them
+            return self.eager(x)
         if not self.failed:
             try:
                 return self.fast(x)

@@ -58,7 +58,10 @@ def extract_stage(cfg: DictConfig, source, frontend, entry: FeatureEntry, cache_
     if entry.is_complete() and not entry.problems():
         log.info("features cached at %s: nothing to extract", entry.root)
         return {"cached": True, "extracted": 0}
+    from ..frontends import forms
+
     opts: ExtractConfig = OmegaConf.to_object(cfg.extract)
+    forms.configure(str(opts.conv_forms), cache_dir)
     inputs = input_config(cfg)
     import torch
 

@@ -1,44 +1,41 @@
 """The layers the paper's front-ends use a lot, each with its plain form and its faster forms.
 
-Every function here decides by itself which form runs for its input (device, sizes) and
-gives the same values as the plain form (``F.conv1d``/``F.conv2d``, ``F.elu``; up to float
-rounding) with the same weights, so the models call them without asking. The plain form
-is the reference in the tests; ``direct_convolution()`` forces it, e.g. to count the
-multiply-accumulates of the direct convolution with forward hooks (the describe command does).
+Every function here offers its forms to forms.run, which picks one (by the layer's own rule
+for the device and sizes, or by measuring them where they run: extract.conv_forms); every
+form gives the plain form's values (``F.conv1d``/``F.conv2d``, ``F.elu``; up to float
+rounding) with the same weights, so the models call them without asking. The plain form is
+the reference in the tests; ``direct_convolution()`` forces it, e.g. to count the
+multiply-accumulates of the direct convolution (the describe command does).
 """
 from __future__ import annotations
-
-import contextlib
 
 import torch
 import torch.nn.functional as F
 
-_ENABLED = True
+from . import forms
 
 
-def enabled(x: torch.Tensor | None = None, on_gpu: bool = True) -> bool:
-    """Whether a faster form may run (for an input x on a GPU: only where on_gpu says it pays there)."""
-    return _ENABLED and (x is None or not x.is_cuda or on_gpu)
-
-
-@contextlib.contextmanager
 def direct_convolution():
-    """Within this block every front-end runs its plain nn.Conv modules."""
-    global _ENABLED
-    previous, _ENABLED = _ENABLED, False
-    try:
-        yield
-    finally:
-        _ENABLED = previous
+    """Within this block every layer runs its plain form."""
+    return forms.forced("plain")
+
+
+def _grad(x: torch.Tensor) -> bool:
+    return x.requires_grad and torch.is_grad_enabled()
 
 
 def elu(x: torch.Tensor) -> torch.Tensor:
-    """F.elu, on a CPU as max(x, exp(min(x, 0)) - 1) (exp(x) - 1 >= x, equal at 0): expm1 is much
-    slower than exp in some builds, and one buffer beats two. Differs from F.elu by <= 6e-8."""
-    if not enabled(x, on_gpu=False) or (x.requires_grad and torch.is_grad_enabled()):
+    """F.elu; on a CPU also as max(x, exp(min(x, 0)) - 1) (exp(x) - 1 >= x, equal at 0) in one buffer,
+    since expm1 is much slower than exp in some builds. Differs from F.elu by <= 6e-8."""
+    if _grad(x):
         return F.elu(x)                                      # (out= is not differentiable)
-    out = x.clamp(max=0).exp_().sub_(1)
-    return torch.maximum(out, x, out=out)
+
+    def exp_form():
+        out = x.clamp(max=0).exp_().sub_(1)
+        return torch.maximum(out, x, out=out)
+
+    candidates = {"plain": lambda: F.elu(x)} if x.is_cuda else {"plain": lambda: F.elu(x), "exp": exp_form}
+    return forms.run("elu", forms.shape_key("elu", x), candidates, "plain" if x.is_cuda else "exp", x.device)
 
 
 def conv2d_max_freq(h: torch.Tensor, weight: torch.Tensor, time_pad: tuple[int, int] = (0, 0),
@@ -55,18 +52,27 @@ def conv2d_max_freq(h: torch.Tensor, weight: torch.Tensor, time_pad: tuple[int, 
     GPU only the one-offset case takes that form; the others keep the forms that pay there
     (cuDNN's conv2d, the blocked one-row product below).
     """
-    B, _, T, Fq = h.shape
+    _, _, T, Fq = h.shape
     O, _, kt, kf = weight.shape
     offsets = Fq - kf + 1
-    if not enabled():
-        return F.conv2d(F.pad(h, (0, 0, *time_pad)) if any(time_pad) else h, weight).amax(dim=3, keepdim=True)
+    padded = F.pad(h, (0, 0, *time_pad)) if any(time_pad) else h
+    candidates = {"plain": lambda: F.conv2d(padded, weight).amax(dim=3, keepdim=True)}
     if offsets == 1 and not any(time_pad):                  # 7x96: the conv itself, all filters at once
         # on the strided views as they are: torch.compile runs that faster than on contiguous copies
-        return F.conv1d(h[:, 0].transpose(1, 2), weight[:, 0].permute(0, 2, 1)).unsqueeze(-1)
-    if h.is_cuda and offsets > 1:
+        candidates["conv1d"] = lambda: F.conv1d(h[:, 0].transpose(1, 2), weight[:, 0].permute(0, 2, 1)).unsqueeze(-1)
+        default = "conv1d"
+    else:
+        candidates["offsets"] = lambda: _conv1d_per_offset_max(h, weight, time_pad, filter_block)
         if kt == 1 and not any(time_pad):
-            return conv2d_1row_max_freq(h, weight)
-        return F.conv2d(F.pad(h, (0, 0, *time_pad)) if any(time_pad) else h, weight).amax(dim=3, keepdim=True)
+            candidates["onerow"] = lambda: conv2d_1row_max_freq(h, weight)
+        default = ("onerow" if kt == 1 and not any(time_pad) else "plain") if h.is_cuda else "offsets"
+    key = forms.shape_key("conv2d_max_freq", h, weight, extra=time_pad)
+    return forms.run("conv2d_max_freq", key, candidates, default, h.device)
+
+
+def _conv1d_per_offset_max(h, weight, time_pad, filter_block):
+    O, _, kt, kf = weight.shape
+    offsets = h.shape[3] - kf + 1
     bands = h[:, 0].transpose(1, 2)                          # (B, F, T): the bands as channels
     bands = F.pad(bands, time_pad) if any(time_pad) else bands.contiguous()
     w = weight[:, 0].permute(0, 2, 1).contiguous()           # (O, kf, kt)
@@ -137,9 +143,12 @@ def conv2d_same_maxpool(h: torch.Tensor, weight: torch.Tensor, pool: tuple[int, 
     the fused form above, whose maps never leave the cache; elsewhere the plain form (cuDNN's
     conv + pool is the faster on a GPU).
     """
-    if enabled(h, on_gpu=False) and h.shape[1] == 1:
-        return conv2d_1ch_same_maxpool(h, weight, pool)
-    return F.max_pool2d(F.conv2d(h, weight, padding=(weight.shape[2] // 2, weight.shape[3] // 2)), pool)
+    candidates = {"plain": lambda: F.max_pool2d(F.conv2d(h, weight, padding=(weight.shape[2] // 2, weight.shape[3] // 2)), pool)}
+    if h.shape[1] == 1:
+        candidates["fused"] = lambda: conv2d_1ch_same_maxpool(h, weight, pool)
+    default = "fused" if h.shape[1] == 1 and not h.is_cuda else "plain"
+    key = forms.shape_key("conv2d_same_maxpool", h, weight, extra=pool)
+    return forms.run("conv2d_same_maxpool", key, candidates, default, h.device)
 
 
 def conv1d_time_major(h: torch.Tensor, weight: torch.Tensor, padding: int = 0) -> torch.Tensor:
@@ -163,12 +172,18 @@ def conv1d_relu_mean(x: torch.Tensor, weight: torch.Tensor, pad: tuple[int, int]
     (8 MB) is cheaper written, and on a GPU the plain form is the one that pays.
     """
     xp = F.pad(x[:, 0], pad) if any(pad) else x[:, 0]
-    k = weight.shape[2]
-    windows = xp.unfold(1, k, 1)                               # (B, T', k), a view
+    n = xp.shape[1] - weight.shape[2] + 1
+    candidates = {"plain": lambda: F.relu(F.conv1d(xp.unsqueeze(1), weight)).mean(dim=2),
+                  "fused": lambda: _window_products_relu_mean(xp, weight, block)}
+    default = "plain" if x.is_cuda or x.shape[0] * weight.shape[0] * n <= plain_up_to else "fused"
+    key = forms.shape_key("conv1d_relu_mean", x, weight, extra=pad)
+    return forms.run("conv1d_relu_mean", key, candidates, default, x.device)
+
+
+def _window_products_relu_mean(xp: torch.Tensor, weight: torch.Tensor, block: int) -> torch.Tensor:
+    windows = xp.unfold(1, weight.shape[2], 1)                 # (B, T', k), a view
     wt = weight[:, 0].t()
     n = windows.shape[1]
-    if not enabled(x, on_gpu=False) or x.shape[0] * weight.shape[0] * n <= plain_up_to:
-        return F.relu(F.conv1d(xp.unsqueeze(1), weight)).mean(dim=2)
     total = None
     for s in range(0, n, block):
         part = (windows[:, s:s + block] @ wt).clamp_(min=0).sum(dim=1, dtype=torch.float32)
@@ -185,13 +200,22 @@ def sample_level_stack(wave: torch.Tensor, conv0: torch.Tensor, blocks: list[tor
     (conv1d_time_major) and the pool a max over a (T/3, 3) view, ReLU in place on fresh maps.
     The pool runs before the ReLU: max(relu(x)) == relu(max(x)).
     """
-    if not enabled(wave, on_gpu=False):
-        h = F.relu(F.conv1d(wave.unsqueeze(1), conv0, stride=3))
-        feats = [h.mean(dim=2)]
-        for w in blocks:
-            h = F.relu(F.max_pool1d(F.conv1d(h, w, padding=1), 3))
-            feats.append(h.mean(dim=2))
-        return feats
+    candidates = {"plain": lambda: _sample_level_channel_major(wave, conv0, blocks),
+                  "time_major": lambda: _sample_level_time_major(wave, conv0, blocks)}
+    key = forms.shape_key("sample_level_stack", wave, conv0, extra=(len(blocks),))
+    return forms.run("sample_level_stack", key, candidates, "plain" if wave.is_cuda else "time_major", wave.device)
+
+
+def _sample_level_channel_major(wave, conv0, blocks):
+    h = F.relu(F.conv1d(wave.unsqueeze(1), conv0, stride=3))
+    feats = [h.mean(dim=2)]
+    for w in blocks:
+        h = F.relu(F.max_pool1d(F.conv1d(h, w, padding=1), 3))
+        feats.append(h.mean(dim=2))
+    return feats
+
+
+def _sample_level_time_major(wave, conv0, blocks):
     B = wave.shape[0]
     frames = wave.shape[1] // 3
     h = (wave[:, :3 * frames].reshape(B, frames, 3) @ conv0[:, 0].t()).relu_()
