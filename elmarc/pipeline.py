@@ -76,9 +76,10 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
     if "classify" in stages or "report" in stages:
         # report alone reads the rows the classify stage cached for this job; it never fits
         protocol = resolve_protocol(str(cfg.protocol.name), source.scheme, source.protocol)
-        table = classify(entry, OmegaConf.to_container(cfg.classifier, resolve=True), protocol,
+        table, predictions = classify(entry, OmegaConf.to_container(cfg.classifier, resolve=True), protocol,
                          bool(cfg.classify.standardize), int(cfg.seed), job_labels(cfg, source),
                          cache_dir / "results", fit="classify" in stages, n_jobs=cfg.classify.n_jobs)
+        atomic_write_csv(out_dir / "predictions.csv", predictions)
         atomic_write_csv(out_dir / "results.csv", table)
         result["accuracy"] = float(table["accuracy"].astype(float).mean())
     return result

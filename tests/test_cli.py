@@ -119,3 +119,23 @@ def test_only_user_mistakes_get_the_one_line_message(tmp_path, monkeypatch, caps
     assert _main_with(monkeypatch, tmp_path, ValueError("a bug deep inside")) == 1
     err = capsys.readouterr().err
     assert "elmarc: error" not in err and "Traceback" in err and "a bug deep inside" in err
+
+
+@pytest.mark.parametrize("classifier,protocol", [("svm", "paper"), ("elm", "nested")])
+def test_every_reported_fit_has_per_clip_predictions(tmp_path, classifier, protocol):
+    run_job([*TINY, "frontend=temporal", f"classifier={classifier}", f"protocol={protocol}", "seed=2"],
+            tmp_path / "run", tmp_path / "cache")
+    rows = pd.read_csv(tmp_path / "run" / "results.csv", dtype={"fold": str})
+    preds = pd.read_csv(tmp_path / "run" / "predictions.csv", dtype={"fold": str, "clip_id": str})
+    clips = pd.read_csv(tmp_path / "run" / "clips.csv", dtype={"clip_id": str})
+    assert sorted(preds.clip_id) == sorted(clips.clip_id)                 # k folds: every clip tested once
+    assert set(preds.seed) == {2} and set(preds.fold) == set(rows.fold)
+    truth = dict(zip(clips.clip_id, clips.label))
+    assert (preds.label == preds.clip_id.map(truth)).all()
+    for fold, p in preds.groupby("fold"):
+        accuracy = rows.loc[rows.fold == fold, "accuracy"].item()
+        assert (p.label == p.predicted).mean() == pytest.approx(accuracy)
+    # served from the cache too (stage=report alone), with this job's seed
+    run_job([*TINY, "frontend=temporal", f"classifier={classifier}", f"protocol={protocol}", "seed=2", "stage=report"],
+            tmp_path / "again", tmp_path / "cache")
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "again" / "predictions.csv", dtype={"fold": str, "clip_id": str}), preds)

@@ -97,18 +97,20 @@ def test_a_damaged_audio_chunk_is_decoded_again(tmp_path, reference, caplog, suf
     np.testing.assert_array_equal(np.load(feature_entry(tmp_path / "cache") / "features.npy"), reference["features"])
 
 
-@pytest.mark.parametrize("how", ["truncate", "flip", "no marker"])
-def test_damaged_result_rows_are_fitted_again(tmp_path, reference, caplog, how):
+@pytest.mark.parametrize("which,how", [("rows", "truncate"), ("rows", "flip"), ("rows", "no marker"),
+                                       ("predictions", "truncate"), ("predictions", "flip")])
+def test_damaged_result_rows_are_fitted_again(tmp_path, reference, caplog, which, how):
     run_job(JOB, tmp_path / "a", tmp_path / "cache")
-    (rows,) = (tmp_path / "cache" / "results").rglob("*.csv")
+    (rows,) = [p for p in (tmp_path / "cache" / "results").rglob("*.csv") if not p.name.endswith(".predictions.csv")]
     if how == "no marker":                  # killed between the rows and their marker
         rows.with_name(rows.stem + ".done.json").unlink()
     else:
-        damage(rows, how)
+        damage(rows if which == "rows" else rows.with_name(rows.stem + ".predictions.csv"), how)
     caplog.set_level("INFO")
     run_job(JOB, tmp_path / "b", tmp_path / "cache")
     assert "are damaged" in log_text(caplog) and "nothing to fit" not in log_text(caplog)
     pd.testing.assert_frame_equal(rows_of(tmp_path / "b"), reference["rows"])
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "b" / "predictions.csv"), pd.read_csv(tmp_path / "a" / "predictions.csv"))
 
 
 def killed_at(monkeypatch, suffix):

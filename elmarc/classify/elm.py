@@ -117,6 +117,17 @@ class ELMGrid:
             acc.append(float(np.mean(pred == y_eval)))
         return np.array(acc)
 
+    def predict(self, X: np.ndarray, y: np.ndarray, split, setting_index: int, standardize: bool = False) -> np.ndarray:
+        """The labels one size predicts for split.eval when fitted on split.train (the fit the grid scored)."""
+        X = np.asarray(X, np.float64)
+        W, b = _hidden_weights(self.seed, X.shape[1], max(self.sizes))
+        Xt, Xe = standardise(X[split.train], X[split.eval]) if standardize else (X[split.train], X[split.eval])
+        k = self.sizes[setting_index]
+        H_t, H_e = hidden_layer(Xt, W, b)[:, :k], hidden_layer(Xe, W, b)[:, :k]
+        classes, y_index = np.unique(y[split.train], return_inverse=True)
+        beta = output_weights(H_t, signed_targets(y_index, len(classes)))
+        return classes[np.argmax(H_e @ beta, axis=1)]
+
     def scores(self, X: np.ndarray, y: np.ndarray, splits: list, standardize: bool = False) -> GridScores:
         """Accuracy of every size on every split (n_splits, n_sizes); an ELM fit is never capped."""
         X = np.asarray(X, np.float64)

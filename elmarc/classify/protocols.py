@@ -64,21 +64,21 @@ def best_index(mean_scores: np.ndarray) -> int:
 
 
 def select(protocol: str, splits: list[Split], scores: np.ndarray) -> list[dict]:
-    """One record per reported fold: {fold, setting_index, accuracy, selection_score, n_train, n_test}."""
+    """One record per reported fold: {fold, split_index, setting_index, accuracy, selection_score, n_train, n_test}."""
     records = []
     if protocol == "predefined":
         valid = next(i for i, s in enumerate(splits) if s.role == "valid")
         test = next(i for i, s in enumerate(splits) if s.role == "test")
         best = best_index(scores[valid])
         sp = splits[test]
-        return [{"fold": "test", "setting_index": best, "accuracy": scores[test, best],
+        return [{"fold": "test", "split_index": test, "setting_index": best, "accuracy": scores[test, best],
                  "selection_score": scores[valid, best], "n_train": len(sp.train), "n_test": len(sp.eval)}]
     outer = [i for i, s in enumerate(splits) if s.role == "outer"]
     if protocol == "paper":
         best = best_index(scores[outer].mean(axis=0))
         for i in outer:
             sp = splits[i]
-            records.append({"fold": str(sp.outer), "setting_index": best, "accuracy": scores[i, best],
+            records.append({"fold": str(sp.outer), "split_index": i, "setting_index": best, "accuracy": scores[i, best],
                             "selection_score": float(scores[outer, best].mean()),
                             "n_train": len(sp.train), "n_test": len(sp.eval)})
         return records
@@ -87,6 +87,6 @@ def select(protocol: str, splits: list[Split], scores: np.ndarray) -> list[dict]
         inner = [j for j, s in enumerate(splits) if s.role == "inner" and s.outer == sp.outer]
         inner_mean = scores[inner].mean(axis=0)
         best = best_index(inner_mean)
-        records.append({"fold": str(sp.outer), "setting_index": best, "accuracy": scores[i, best],
+        records.append({"fold": str(sp.outer), "split_index": i, "setting_index": best, "accuracy": scores[i, best],
                         "selection_score": float(inner_mean[best]), "n_train": len(sp.train), "n_test": len(sp.eval)})
     return records

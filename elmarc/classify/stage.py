@@ -48,15 +48,16 @@ def build_grid(classifier_cfg: dict, seed: int, n_jobs: int = 1):
 
 
 def classify(entry: FeatureEntry, classifier_cfg: dict, protocol: str, standardize: bool, seed: int,
-             labels_meta: dict, results_dir, fit: bool = True, n_jobs: int | None = None) -> pd.DataFrame:
-    """Fit the grid on the cached features (or, fit=False, only read the rows cached for them)."""
+             labels_meta: dict, results_dir, fit: bool = True, n_jobs: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fit the grid on the cached features (or, fit=False, only read what is cached for them):
+    (one row per reported fold, one row per test clip of each reported fold)."""
     seeded = entry.spec.get("seed") is not None or grid_class(classifier_cfg).uses_seed
     spec = {"features": entry.key, "classifier": classifier_cfg, "protocol": protocol,
-            "standardize": bool(standardize), "seed": int(seed) if seeded else None, "format": 2}
+            "standardize": bool(standardize), "seed": int(seed) if seeded else None, "format": 3}
     path = results_dir / entry.key / f"{classifier_cfg['name']}-{protocol}-{stable_hash(spec)[:12]}.csv"
     with file_lock(path.with_name(path.name + ".lock")):     # parallel jobs of a seed-free run fit it once
         if cached_rows_damaged(path):
-            aside = move_aside([path, done_marker(path)], path.parent)
+            aside = move_aside([path, predictions_path(path), done_marker(path)], path.parent)
             log.warning("cached result rows %s are damaged; moved to %s and fitted again", path.name, aside)
         if path.is_file():
             log.info("classification cached at %s: nothing to fit", path)
@@ -65,11 +66,22 @@ def classify(entry: FeatureEntry, classifier_cfg: dict, protocol: str, standardi
             # by every seed): label the rows with this job's labels, not those of the job that wrote them
             for key, value in {**labels_meta, "seed": int(seed)}.items():
                 table[key] = value
-            return table
+            return table, read_predictions(path, seed)
         if not fit:
             raise UserError(f"no classifier results cached for this job ({path.name} under {path.parent}).\n"
                             f"  Fix: run the classify stage first (stage=all, or stage=classify,report).")
         return _fit(entry, classifier_cfg, protocol, standardize, seed, seeded, labels_meta, path, n_jobs)
+
+
+def predictions_path(path: Path) -> Path:
+    """One row per test clip of every reported fit: clip_id, fold, seed, label, predicted."""
+    return path.with_name(path.stem + ".predictions.csv")
+
+
+def read_predictions(rows_path: Path, seed: int) -> pd.DataFrame:
+    table = pd.read_csv(predictions_path(rows_path), keep_default_na=False, dtype={"clip_id": str, "fold": str, "label": str, "predicted": str})
+    table["seed"] = int(seed)
+    return table
 
 
 def done_marker(path: Path) -> Path:
@@ -104,9 +116,15 @@ def _fit(entry, classifier_cfg, protocol, standardize, seed, seeded, labels_meta
         result = grid.scores(X, y, splits, standardize=standardize)
     seconds = time.perf_counter() - t0
     scores, capped = result.accuracy, result.capped
-    rows = []
+    rows, predictions = [], []
     for rec in select(protocol, splits, scores):
         setting = grid.settings[rec["setting_index"]]
+        split = splits[rec["split_index"]]
+        predicted = grid.predict(X, y, split, rec["setting_index"], standardize)
+        if not np.isclose(np.mean(predicted == y[split.eval]), rec["accuracy"]):
+            raise RuntimeError(f"per-clip predictions disagree with the grid's accuracy on fold {rec['fold']}")
+        predictions.append(pd.DataFrame({"clip_id": clips["clip_id"].to_numpy()[split.eval], "fold": rec["fold"],
+                                         "seed": int(seed), "label": y[split.eval], "predicted": predicted}))
         rows.append({
             **labels_meta, "classifier": grid.name, "protocol": protocol, "standardize": bool(standardize),
             "seed": int(seed), "seeded": bool(seeded), "fold": rec["fold"], "setting": json.dumps(setting, sort_keys=True),
@@ -117,10 +135,11 @@ def _fit(entry, classifier_cfg, protocol, standardize, seed, seeded, labels_meta
             "n_skipped": int((~ok).sum()), "grid_seconds": round(seconds, 3), "feature_key": entry.key,
         })
     table = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    atomic_write_csv(predictions_path(path), pd.concat(predictions, ignore_index=True))
     atomic_write_csv(path, table)
-    atomic_write_text(done_marker(path), json.dumps({"files": manifest(path.parent, [path.name])}))
+    atomic_write_text(done_marker(path), json.dumps({"files": manifest(path.parent, [path.name, predictions_path(path).name])}))
     acc = table["accuracy"].astype(float)
     log.info("%s %s %s: accuracy %.4f (folds %s) in %.1f s, %d fits x %d settings",
              labels_meta.get("frontend"), grid.name, protocol, acc.mean(), len(acc), seconds,
              len(splits), len(grid.settings))
-    return table
+    return table, read_predictions(path, seed)

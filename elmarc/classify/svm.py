@@ -62,6 +62,18 @@ class SVMGrid:
         for col, (acc, cap, exact) in zip(cols, fits):
             result.accuracy[s, col], result.capped[s, col], result.exact[s, col] = acc, cap, exact
 
+    def predict(self, X: np.ndarray, y: np.ndarray, split: Split, setting_index: int, standardize: bool = False) -> np.ndarray:
+        """The labels one setting predicts for split.eval when fitted on split.train (the fit the grid scored)."""
+        X = np.asarray(X, np.float64)
+        Xt, Xe = standardise(X[split.train], X[split.eval]) if standardize else (X[split.train], X[split.eval])
+        st = self.settings[setting_index]
+        if st["kernel"] == "linear":
+            K, Ke = Xt @ Xt.T, Xe @ Xt.T
+        else:
+            g = 1.0 / X.shape[1] if st["gamma"] == "auto" else st["gamma"]
+            K, Ke = np.exp(-g * squared_distances(Xt, Xt)), np.exp(-g * squared_distances(Xe, Xt))
+        return ovo.fit_predict(K, y[split.train], Ke, st["C"], self.tol, self.max_iter, self.smo_budget).predictions
+
     def scores(self, X: np.ndarray, y: np.ndarray, splits: list[Split], standardize: bool = False) -> GridScores:
         """Accuracy of every setting on every split (n_splits, n_settings), with the capped and exact-solve masks.
 
