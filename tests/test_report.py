@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from elmarc.report import write_report
-from elmarc.report.stats import run_accuracies, summarise
+from elmarc.report.stats import fold_accuracies, run_accuracies, summarise
 
 
 def student_t_p(a, b):
@@ -58,7 +58,7 @@ def test_report_files_and_paper_column(tmp_path):
     (failed / "status.json").write_text('{"status": "failed", "overrides": ["frontend=bad"], "error": "ValueError: boom"}')
     write_report(tmp_path, print_summary=False)
     text = (tmp_path / "report.md").read_text()
-    assert "| **vgg** | 61.00 ± 1.00 | 3 |" in text
+    assert "| **vgg** | 61.00 ± 1.00 | " in text and "| 3 | " in text
     assert "| 59.6 | +1.40 |" in text                      # the paper's GTZAN VGG SVM figure, and ours - paper
     assert "frontend=bad" in text and "ValueError: boom" in text
     assert (tmp_path / "plot_gtzan_large_paper_raw.png").is_file()
@@ -80,3 +80,50 @@ def test_a_seed_free_run_is_counted_once_and_tested_as_one_value():
     assert s.loc["vgg", "n_seeds"] == 3
     # rows of other seeds of a seed-free run are dropped, not averaged in
     assert len(run_accuracies(rows).query("frontend == 'mfcc'")) == 1
+
+
+def test_corrected_ttest_equals_a_hand_computation():
+    """k = 3 folds x r = 2 seeds; n_test / n_train = 1/2 (3 folds)."""
+    from elmarc.report.stats import corrected_interval, corrected_ttest
+
+    d = np.array([0.02, 0.01, 0.03, -0.01, 0.02, 0.00])
+    # by hand: mean = 0.07 / 6 = 0.0116667; squared deviations sum to 0.0010833; s^2 = 0.0010833 / 5 = 0.00021667
+    # corrected variance = (1/6 + 1/2) * 0.00021667 = 0.00014444; t = 0.0116667 / 0.0120185 = 0.97073 on 5 df
+    mean, s2 = 0.07 / 6, 0.0010833333333333333 / 5
+    t = mean / math.sqrt((1 / 6 + 1 / 2) * s2)
+    assert t == pytest.approx(0.97073, abs=1e-4)
+    from scipy.special import stdtr
+
+    assert corrected_ttest(d, 0.5) == pytest.approx(2 * stdtr(5, -t), rel=1e-9)
+    assert corrected_ttest(d, 0.5) == pytest.approx(0.3763, abs=1e-3)
+    low, high = corrected_interval(d, 0.5)
+    half = 2.570582 * math.sqrt((1 / 6 + 1 / 2) * s2)                 # t(0.975, 5) = 2.570582
+    assert (low, high) == (pytest.approx(mean - half, abs=1e-6), pytest.approx(mean + half, abs=1e-6))
+
+
+def test_holm_adjustment_known_answer():
+    from statsmodels.stats.multitest import multipletests
+
+    # sorted 0.01, 0.03, 0.04 -> 3 x 0.01 = 0.03, 2 x 0.03 = 0.06, max(1 x 0.04, 0.06) = 0.06
+    np.testing.assert_allclose(multipletests([0.01, 0.04, 0.03], method="holm")[1], [0.03, 0.06, 0.06])
+
+
+def test_fold_noise_is_not_called_a_difference_by_the_corrected_test():
+    """Two front-ends whose accuracies differ only by fold noise (the same on every seed): the paper's
+    t-test over seed means calls them different, the corrected k-fold test does not."""
+    fold_diff = [0.08, -0.05, 0.06, -0.04, 0.03]
+    rows = []
+    for seed, jitter in enumerate((0.000, 0.001, -0.001)):
+        for fold, d in enumerate(fold_diff):
+            base = 0.70 + 0.02 * fold
+            for fe, acc in (("a", base + d + jitter), ("b", base - jitter)):
+                rows.append({"dataset": "d", "frontend": fe, "width": "small", "classifier": "svm", "protocol": "paper",
+                             "standardize": False, "seed": seed, "fold": str(fold), "accuracy": acc, "on_grid_edge": False,
+                             "capped_fits": 0, "n_train": 400, "n_test": 100})
+    rows = pd.DataFrame(rows)
+    s = summarise(run_accuracies(rows), fold_accuracies(rows)).set_index("frontend")
+    assert s.loc["a", "best"]
+    assert s.loc["b", "p_vs_best"] < 0.01                       # the paper's test: "significant"
+    assert s.loc["b", "p_corrected_holm"] > 0.3                 # the corrected test: fold noise
+    assert s.loc["b", "tied_with_best"]                         # and it decides the bold mark
+    assert s.loc["a", "ci_low"] < s.loc["b", "mean"] < s.loc["a", "ci_high"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..storage import atomic_write_csv, atomic_write_text
-from .stats import GROUP, pairwise_pvalues, run_accuracies, summarise
+from .stats import GROUP, fold_accuracies, pairwise_pvalues, run_accuracies, summarise
 from .tables import gather, markdown, pct
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ def write_report(root: str | Path, print_summary: bool = True) -> Path:
         if not (len(jobs) == 1 and jobs["job"].iloc[0] == "."):      # a sweep: gather its jobs' rows
             atomic_write_csv(root / "results.csv", rows)
         runs = run_accuracies(rows)
-        summary = summarise(runs)
+        summary = summarise(runs, fold_accuracies(rows))
         pvalues = pairwise_pvalues(runs)
         atomic_write_csv(root / "summary.csv", summary)
         for key, g in summary.groupby(["dataset", "width", "protocol", "standardize"], dropna=False):
