@@ -107,26 +107,10 @@ class ELMGrid:
     def edge(self, setting: dict) -> bool:
         return setting["n_hidden"] in (min(self.sizes), max(self.sizes))
 
-    def _split_scores(self, H_train, y_train, H_eval, y_eval) -> np.ndarray:
+    def _split_predictions(self, H_train, y_train, H_eval) -> list[np.ndarray]:
         classes, y_index = np.unique(y_train, return_inverse=True)
         T = signed_targets(y_index, len(classes))
-        acc = []
-        for k in self.sizes:
-            beta = output_weights(H_train[:, :k], T)
-            pred = classes[np.argmax(H_eval[:, :k] @ beta, axis=1)]
-            acc.append(float(np.mean(pred == y_eval)))
-        return np.array(acc)
-
-    def predict(self, X: np.ndarray, y: np.ndarray, split, setting_index: int, standardize: bool = False) -> np.ndarray:
-        """The labels one size predicts for split.eval when fitted on split.train (the fit the grid scored)."""
-        X = np.asarray(X, np.float64)
-        W, b = _hidden_weights(self.seed, X.shape[1], max(self.sizes))
-        Xt, Xe = standardise(X[split.train], X[split.eval]) if standardize else (X[split.train], X[split.eval])
-        k = self.sizes[setting_index]
-        H_t, H_e = hidden_layer(Xt, W, b)[:, :k], hidden_layer(Xe, W, b)[:, :k]
-        classes, y_index = np.unique(y[split.train], return_inverse=True)
-        beta = output_weights(H_t, signed_targets(y_index, len(classes)))
-        return classes[np.argmax(H_e @ beta, axis=1)]
+        return [classes[np.argmax(H_eval[:, :k] @ output_weights(H_train[:, :k], T), axis=1)] for k in self.sizes]
 
     def scores(self, X: np.ndarray, y: np.ndarray, splits: list, standardize: bool = False) -> GridScores:
         """Accuracy of every size on every split (n_splits, n_sizes); an ELM fit is never capped."""
@@ -140,5 +124,7 @@ class ELMGrid:
                 H_t, H_e = hidden_layer(Xt, W, b), hidden_layer(Xe, W, b)
             else:
                 H_t, H_e = H[sp.train], H[sp.eval]
-            result.accuracy[s] = self._split_scores(H_t, y[sp.train], H_e, y[sp.eval])
+            for j, predicted in enumerate(self._split_predictions(H_t, y[sp.train], H_e)):
+                result.accuracy[s, j] = float(np.mean(predicted == y[sp.eval]))
+                result.predictions[s, j] = predicted
         return result

@@ -31,14 +31,16 @@ def standardise(train: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.nd
 
 @dataclass
 class GridScores:
-    """What a grid's fits give, each (n_splits, n_settings): accuracy, and per fit whether it was
-    capped (stopped at the user's iteration limit: approximate) or solved by the exact fallback."""
+    """What a grid's fits give, each (n_splits, n_settings): accuracy, the predicted labels of the
+    split's evaluation clips, and per fit whether it was capped (stopped at the user's iteration
+    limit: approximate) or solved by the exact fallback."""
 
     accuracy: np.ndarray
     capped: np.ndarray
     exact: np.ndarray
+    predictions: np.ndarray             # object array: each cell (n_eval,) labels
 
     @classmethod
     def empty(cls, n_splits: int, n_settings: int) -> GridScores:
         shape = (n_splits, n_settings)
-        return cls(np.full(shape, np.nan), np.zeros(shape, bool), np.zeros(shape, bool))
+        return cls(np.full(shape, np.nan), np.zeros(shape, bool), np.zeros(shape, bool), np.empty(shape, dtype=object))

@@ -49,9 +49,9 @@ class SVMGrid:
         on_g = setting["gamma"] in (min(numeric), max(numeric)) if numeric and setting["gamma"] not in (None, "auto") else False
         return bool(on_c or on_g)
 
-    def _fit_score(self, K_train, y_train, K_eval, y_eval, C) -> tuple[float, bool, bool]:
+    def _fit_score(self, K_train, y_train, K_eval, y_eval, C) -> tuple[float, bool, bool, np.ndarray]:
         res = ovo.fit_predict(K_train, y_train, K_eval, C, self.tol, self.max_iter, self.smo_budget)
-        return float(np.mean(res.predictions == y_eval)), res.capped, res.exact_pairs > 0
+        return float(np.mean(res.predictions == y_eval)), res.capped, res.exact_pairs > 0, res.predictions
 
     def _fit_split(self, K_train, y_train, K_eval, y_eval, cols, result: GridScores, s: int) -> None:
         """Every C of one kernel on one split (the Cs in parallel threads; libsvm releases the GIL)."""
@@ -59,20 +59,9 @@ class SVMGrid:
 
         fits = Parallel(n_jobs=self.n_jobs, prefer="threads")(
             delayed(self._fit_score)(K_train, y_train, K_eval, y_eval, C) for C in self.Cs)
-        for col, (acc, cap, exact) in zip(cols, fits):
+        for col, (acc, cap, exact, predicted) in zip(cols, fits):
             result.accuracy[s, col], result.capped[s, col], result.exact[s, col] = acc, cap, exact
-
-    def predict(self, X: np.ndarray, y: np.ndarray, split: Split, setting_index: int, standardize: bool = False) -> np.ndarray:
-        """The labels one setting predicts for split.eval when fitted on split.train (the fit the grid scored)."""
-        X = np.asarray(X, np.float64)
-        Xt, Xe = standardise(X[split.train], X[split.eval]) if standardize else (X[split.train], X[split.eval])
-        st = self.settings[setting_index]
-        if st["kernel"] == "linear":
-            K, Ke = Xt @ Xt.T, Xe @ Xt.T
-        else:
-            g = 1.0 / X.shape[1] if st["gamma"] == "auto" else st["gamma"]
-            K, Ke = np.exp(-g * squared_distances(Xt, Xt)), np.exp(-g * squared_distances(Xe, Xt))
-        return ovo.fit_predict(K, y[split.train], Ke, st["C"], self.tol, self.max_iter, self.smo_budget).predictions
+            result.predictions[s, col] = predicted
 
     def scores(self, X: np.ndarray, y: np.ndarray, splits: list[Split], standardize: bool = False) -> GridScores:
         """Accuracy of every setting on every split (n_splits, n_settings), with the capped and exact-solve masks.
