@@ -18,6 +18,7 @@ def test_paper_protocol_reports_best_mean_over_folds():
     rec = select("paper", splits, scores)
     assert [r["setting_index"] for r in rec] == [1, 1, 1]
     assert np.mean([r["accuracy"] for r in rec]) == pytest.approx(0.7)
+    assert [(splits[r["split_index"]].role, str(splits[r["split_index"]].outer)) for r in rec] == [("outer", r["fold"]) for r in rec]
 
 
 def test_nested_protocol_selects_inside_training_folds():
@@ -38,6 +39,7 @@ def test_nested_protocol_selects_inside_training_folds():
     rec = select("nested", splits, scores)
     assert [r["setting_index"] for r in rec] == [0, 1, 1]
     assert [r["accuracy"] for r in rec] == [0.3, 0.7, 0.7]
+    assert [(splits[r["split_index"]].role, str(splits[r["split_index"]].outer)) for r in rec] == [("outer", r["fold"]) for r in rec]
 
 
 def test_predefined_selects_on_valid_scores_test():
@@ -47,7 +49,7 @@ def test_predefined_selects_on_valid_scores_test():
     assert [s.role for s in splits] == ["valid", "test"]
     assert list(splits[0].train) == list(range(6)) and list(splits[1].eval) == [9, 10, 11]
     rec = select("predefined", splits, np.array([[0.2, 0.8, 0.8], [0.9, 0.4, 0.6]]))
-    assert rec == [{"fold": "test", "setting_index": 1, "accuracy": 0.4, "selection_score": 0.8,
+    assert rec == [{"fold": "test", "split_index": 1, "setting_index": 1, "accuracy": 0.4, "selection_score": 0.8,
                     "n_train": 6, "n_test": 3}]
 
 
