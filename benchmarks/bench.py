@@ -11,7 +11,7 @@ Sections (``--only`` picks some):
   svmconv   every SVM setting on one split, before (libsvm to convergence) and after (SMO budget + exact
             solve): seconds, and the same decisions? Per front-end on cached features (--svmconv-features;
             make bench passes ESC-10's) and on the synthetic tasks, as extracted and standardised
-  cachecheck the cache integrity check (size + SHA-256) against reading the payload
+  cachecheck the cache integrity check (size + XXH3-128) against reading the payload
   classify  the classifier stage at the paper's largest scale (UrbanSound8K: 8732 x 3584, 10 folds),
             timed on a subset of folds and projected
 Writes bench/<section>.csv and bench/bench.md and prints them.
@@ -489,7 +489,7 @@ def bench_cachecheck(tmp: Path) -> pd.DataFrame:
         read, check = min(reads), min(checks)
         rows.append({"payload": name, "MB": round(path.stat().st_size / 1e6), "read_s": round(read, 3),
                      "check_s": round(check, 3), "check_over_read": round(check / read, 2)})
-        print(f"  {name}: read {read:.3f} s, check (size + SHA-256) {check:.3f} s", flush=True)
+        print(f"  {name}: read {read:.3f} s, check (size + XXH3-128) {check:.3f} s", flush=True)
     return pd.DataFrame(rows)
 
 

@@ -5,7 +5,7 @@ Layout (``<cache_dir>/audio/<dataset>-<hash>/``):
     spec.json               dataset identity + sample rate + resampler (the key is its hash)
     c<first>-<last>.npy     per chunk of clips: their audio, concatenated float32 (memory-mapped on read)
     c<first>-<last>.idx.npz the chunk's clip indices, lengths and skip reasons, written after the .npy
-    done.json               written last, when every clip is in a chunk: with the size and SHA-256 of
+    done.json               written last, when every clip is in a chunk: with the size and checksum (XXH3-128) of
                             every chunk file, checked before a job uses the cache
 Chunks are written atomically, so a killed decode pass resumes where it stopped; a clip
 that cannot be decoded is stored with its reason (length 0) and skipped downstream. A chunk

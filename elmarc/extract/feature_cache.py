@@ -6,7 +6,7 @@ Layout of one entry (``<cache_dir>/features/<readable-name>-<hash>/``):
                     b<first>-<last>.npz with arrays index, features, skipped_index, skipped_reason
     features.npy    (n_clips, dim) float32, NaN rows for skipped clips   } written when every
     clips.csv       clip_id, label, fold, split, ok, reason              } shard is there
-    done.json       the completeness marker, written last: with the size and SHA-256 of
+    done.json       the completeness marker, written last: with the size and checksum (XXH3-128) of
                     features.npy and clips.csv, checked before they are used
     .lock           held (flock) by the process that extracts, so concurrent jobs wait, not clash
     damaged-<time>/ files that failed a check, moved aside (never read again)
