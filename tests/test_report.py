@@ -124,6 +124,46 @@ def test_fold_noise_is_not_called_a_difference_by_the_corrected_test():
     s = summarise(run_accuracies(rows), fold_accuracies(rows)).set_index("frontend")
     assert s.loc["a", "best"]
     assert s.loc["b", "p_vs_best"] < 0.01                       # the paper's test: "significant"
-    assert s.loc["b", "p_corrected_holm"] > 0.3                 # the corrected test: fold noise
+    assert s.loc["b", "p_protocol"] > 0.3                 # the corrected test: fold noise
     assert s.loc["b", "tied_with_best"]                         # and it decides the bold mark
     assert s.loc["a", "ci_low"] < s.loc["b", "mean"] < s.loc["a", "ci_high"]
+
+
+def test_mcnemar_known_answer_and_seed_free_pairing():
+    from elmarc.report.clips import mcnemar_vs_best
+
+    rows = []
+    for i in range(30):
+        best_right = i < 28                   # clips 0-27 right for the best
+        other_right = i < 20 or i >= 28       # 20 both right; best only: 20-27 (8); other only: 28-29 (2)
+        for fe, right in (("best", best_right), ("other", other_right)):
+            rows.append({"dataset": "gtzan", "width": "large", "classifier": "svm", "protocol": "predefined",
+                         "standardize": False, "frontend": fe, "clip_id": f"c{i}", "fold": "test", "seed": 0,
+                         "seeded": True, "label": "x", "predicted": "x" if right else "y"})
+    p = mcnemar_vs_best(pd.DataFrame(rows), "best")
+    # exact two-sided binomial: 2 * P(X <= 2 | n = 10, 1/2) = 2 * (1 + 10 + 45) / 1024
+    assert p["other"] == pytest.approx(112 / 1024) and p["best"] == 1.0
+
+
+def test_friedman_nemenyi_known_answer():
+    from elmarc.report.ranks import friedman_nemenyi
+
+    table = pd.DataFrame({"a": [0.9, 0.8, 0.7, 0.95], "b": [0.8, 0.7, 0.6, 0.9], "c": [0.7, 0.6, 0.5, 0.85]})
+    p, nemenyi, ranks = friedman_nemenyi(table)
+    # rank sums 4, 8, 12 over n = 4 blocks, k = 3: chi2 = 12 / (n k (k+1)) * 224 - 3 n (k+1) = 56 - 48 = 8 -> p = exp(-4)
+    assert p == pytest.approx(math.exp(-4))
+    assert ranks.to_dict() == {"a": 1.0, "b": 2.0, "c": 3.0}
+    assert nemenyi.loc["a", "c"] < nemenyi.loc["a", "b"] and nemenyi.shape == (3, 3)
+
+
+def test_two_datasets_give_a_critical_difference_diagram(tmp_path):
+    rows, _ = fabricated_rows()
+    other = rows.assign(dataset="ballroom", accuracy=rows.accuracy - 0.05)
+    job = tmp_path / "0"
+    job.mkdir()
+    pd.concat([rows, other]).to_csv(job / "results.csv", index=False)
+    (job / "status.json").write_text('{"status": "ok"}')
+    write_report(tmp_path, print_summary=False)
+    text = (tmp_path / "report.md").read_text()
+    assert (tmp_path / "cd_svm_paper_raw.png").is_file()
+    assert "Friedman p = " in text and "over 2 blocks" in text and "pairs of front-ends differ significantly" in text

@@ -35,6 +35,11 @@ def test_three_seeds_both_classifiers_report_and_plots(tmp_path):
     text = (sweep / "report.md").read_text()
     assert "pairwise p-values" in text and "± " in text
     assert (sweep / "plot_synthetic_rhythm_small_paper_raw.png").is_file()
+    # confusion matrices and per-class accuracy of the selected settings, folds and seeds pooled
+    assert (sweep / "confusion_synthetic_rhythm_small_svm_paper_raw_7x96.png").is_file()
+    per_class = pd.read_csv(sweep / "per_class_synthetic_rhythm_small_elm_paper_raw.csv")
+    assert set(per_class.frontend) == {"7x96", "temporal"} and (per_class.n == 6 * 3).all()   # 6 clips a class x 3 seeds
+    assert (per_class.accuracy == per_class.correct / per_class.n).all()
 
 
 def test_failed_job_listed_by_standalone_report(tmp_path):

@@ -66,7 +66,7 @@ def classify(entry: FeatureEntry, classifier_cfg: dict, protocol: str, standardi
             # by every seed): label the rows with this job's labels, not those of the job that wrote them
             for key, value in {**labels_meta, "seed": int(seed)}.items():
                 table[key] = value
-            return table, read_predictions(path, seed)
+            return table, read_predictions(path, seed, table)
         if not fit:
             raise UserError(f"no classifier results cached for this job ({path.name} under {path.parent}).\n"
                             f"  Fix: run the classify stage first (stage=all, or stage=classify,report).")
@@ -78,9 +78,12 @@ def predictions_path(path: Path) -> Path:
     return path.with_name(path.stem + ".predictions.csv")
 
 
-def read_predictions(rows_path: Path, seed: int) -> pd.DataFrame:
+def read_predictions(rows_path: Path, seed: int, rows: pd.DataFrame) -> pd.DataFrame:
+    """The cached per-clip predictions, labelled like this job's rows (dataset ... seeded)."""
     table = pd.read_csv(predictions_path(rows_path), keep_default_na=False, dtype={"clip_id": str, "fold": str, "label": str, "predicted": str})
     table["seed"] = int(seed)
+    for key in ("dataset", "frontend", "width", "classifier", "protocol", "standardize", "seeded"):
+        table[key] = rows[key].iloc[0]
     return table
 
 
@@ -140,4 +143,4 @@ def _fit(entry, classifier_cfg, protocol, standardize, seed, seeded, labels_meta
     log.info("%s %s %s: accuracy %.4f (folds %s) in %.1f s, %d fits x %d settings",
              labels_meta.get("frontend"), grid.name, protocol, acc.mean(), len(acc), seconds,
              len(splits), len(grid.settings))
-    return table, read_predictions(path, seed)
+    return table, read_predictions(path, seed, table)

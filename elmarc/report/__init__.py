@@ -1,4 +1,5 @@
-"""Report stage: reads only result rows, writes report.md, results.csv, summary.csv and PNG charts."""
+"""Report stage: reads only result rows and per-clip predictions; writes report.md, results.csv, summary.csv,
+bar charts, confusion matrices with per-class accuracy, and critical-difference diagrams across datasets."""
 from __future__ import annotations
 
 import logging
@@ -9,25 +10,29 @@ import pandas as pd
 
 from ..storage import atomic_write_csv, atomic_write_text
 from .stats import GROUP, fold_accuracies, pairwise_pvalues, run_accuracies, summarise
-from .tables import gather, markdown, pct
+from .tables import gather, gather_predictions, markdown, pct
 
 log = logging.getLogger(__name__)
 
 
 def write_report(root: str | Path, print_summary: bool = True) -> Path:
     """Aggregate every job below ``root`` (one run folder or a multirun folder)."""
+    from .clips import confusion_files
     from .plots import bar_chart
+    from .ranks import cd_diagrams
 
     root = Path(root)
     rows, jobs, skipped = gather(root)
+    preds = gather_predictions(root)
     plots: list[Path] = []
+    diagrams: list[tuple[Path, str]] = []
     summary = pd.DataFrame()
     pvalues: dict = {}
     if len(rows):
         if not (len(jobs) == 1 and jobs["job"].iloc[0] == "."):      # a sweep: gather its jobs' rows
             atomic_write_csv(root / "results.csv", rows)
         runs = run_accuracies(rows)
-        summary = summarise(runs, fold_accuracies(rows))
+        summary = summarise(runs, fold_accuracies(rows), preds)
         pvalues = pairwise_pvalues(runs)
         atomic_write_csv(root / "summary.csv", summary)
         for key, g in summary.groupby(["dataset", "width", "protocol", "standardize"], dropna=False):
@@ -36,7 +41,10 @@ def write_report(root: str | Path, print_summary: bool = True) -> Path:
             name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"plot_{ds}_{width}_{protocol}_{tag}.png")
             title = f"{ds} · {width} · {protocol} · {'standardised' if tag == 'std' else 'as extracted'}"
             plots.append(bar_chart(g, title, root / name))
-    text = markdown(summary, jobs, skipped, root, pvalues, plots) if len(summary) else (
+        if len(preds):
+            confusion_files(preds, root)
+        diagrams = cd_diagrams(summary, root)
+    text = markdown(summary, jobs, skipped, root, pvalues, plots, diagrams) if len(summary) else (
         "# elmarc report\n\nNo result rows found under this folder.\n")
     atomic_write_text(root / "report.md", text)
     if print_summary:

@@ -5,7 +5,8 @@ variation of the random weights, not that of the data. For k-fold protocols the 
 gives the corrected repeated k-fold t-test (Nadeau & Bengio 2003; Bouckaert & Frank 2004) on the
 paired per-fold-and-seed differences against the best front-end, Holm-corrected over the
 comparisons with the best, and a 95% interval with the same corrected variance; these decide
-the bold "best or tied" marks. A single predefined split (GTZAN) keeps the paper's test.
+the bold "best or tied" marks. On a single predefined split (GTZAN) McNemar's exact test on the
+paired test predictions (clips.py) does, with a Wilson interval over the test clips.
 """
 from __future__ import annotations
 
@@ -132,7 +133,14 @@ def protocol_tests(folds: pd.DataFrame, best: str) -> dict[str, dict]:
     return out
 
 
-def summarise(runs: pd.DataFrame, folds: pd.DataFrame | None = None) -> pd.DataFrame:
+def wilson_interval(accuracy: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    from statsmodels.stats.proportion import proportion_confint
+
+    low, high = proportion_confint(round(accuracy * n), n, alpha=1 - level, method="wilson")
+    return float(low), float(high)
+
+
+def summarise(runs: pd.DataFrame, folds: pd.DataFrame | None = None, preds: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per GROUP x frontend: mean, std (ddof 1) over seeds, n, the paper's p vs the group's best; with
     the fold accuracies of a k-fold protocol also the corrected test (Holm) and a 95% interval, which
     then decide tied-with-best."""
@@ -142,10 +150,20 @@ def summarise(runs: pd.DataFrame, folds: pd.DataFrame | None = None) -> pd.DataF
         means = {fe: v.mean() for fe, v in per_fe.items()}
         best = max(means, key=lambda fe: (means[fe], fe))
         k = dict(zip(GROUP, key))
-        tests = {}
+        tests, test_name = {}, ""
         if folds is not None and k["protocol"] != "predefined":
             f = folds[np.logical_and.reduce([folds[c].astype(str) == str(v) for c, v in k.items()])]
             tests = protocol_tests(f, best) if len(f) else {}
+            test_name = "corrected k-fold t-test, Holm"
+        elif preds is not None and len(preds) and k["protocol"] == "predefined":
+            from .clips import mcnemar_vs_best
+
+            pr = preds[np.logical_and.reduce([preds[c].astype(str) == str(v) for c, v in k.items()])]
+            if len(pr) and best in set(pr["frontend"]):
+                n_test = int(pr.groupby(["frontend", "seed"]).size().max())
+                tests = {fe: {"p_corrected": p, "ci": wilson_interval(means[fe], n_test)}
+                         for fe, p in mcnemar_vs_best(pr, best).items()}
+                test_name = "McNemar exact, Holm"
         for fe, v in per_fe.items():
             p = 1.0 if fe == best else ttest(per_fe[best], v)
             t = tests.get(fe, {})
@@ -153,7 +171,7 @@ def summarise(runs: pd.DataFrame, folds: pd.DataFrame | None = None) -> pd.DataF
             decides = p_corr if tests else p
             out.append({**k, "frontend": fe, "mean": v.mean(),
                         "std": v.std(ddof=1) if len(v) > 1 else float("nan"), "n_seeds": len(v),
-                        "p_vs_best": p, "p_corrected_holm": p_corr,
+                        "p_vs_best": p, "p_protocol": p_corr, "protocol_test": test_name,
                         "ci_low": t.get("ci", (np.nan, np.nan))[0], "ci_high": t.get("ci", (np.nan, np.nan))[1],
                         "best": fe == best,
                         "tied_with_best": fe == best or (not np.isnan(decides) and decides > ALPHA),

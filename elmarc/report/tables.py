@@ -18,6 +18,15 @@ def job_dirs(root: Path) -> list[Path]:
     return sorted(found)
 
 
+def gather_predictions(root: Path) -> pd.DataFrame:
+    """Per-clip predictions of every job below root (jobs written before they existed have none)."""
+    tables = [pd.read_csv(d / "predictions.csv", keep_default_na=False,
+                          dtype={"clip_id": str, "fold": str, "label": str, "predicted": str})
+              for d in job_dirs(root) if (d / "predictions.csv").is_file()]
+    tables = [t for t in tables if len(t) and "frontend" in t]
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
 def gather(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(result rows, job table with status, skipped clips) of every job below root."""
     rows, jobs, skipped = [], [], []
@@ -60,22 +69,23 @@ def group_title(key: dict) -> str:
 
 
 def markdown(summary: pd.DataFrame, jobs: pd.DataFrame, skipped: pd.DataFrame, root: Path,
-             pvalues: dict, plots: list[Path]) -> str:
+             pvalues: dict, plots: list[Path], diagrams: list | None = None) -> str:
     lines = ["# elmarc report", "", f"Sweep: `{root}`", ""]
     n_ok = int((jobs["status"] == "ok").sum()) if len(jobs) else 0
     lines += [f"Jobs: {len(jobs)} ({n_ok} ok, {len(jobs) - n_ok} failed or unfinished). "
               f"Accuracy in %, mean ± std over seeds (each seed: mean over folds), as the paper reports it; "
               f"95% CI: interval for the mean over folds and seeds with the corrected variance "
-              f"(Nadeau & Bengio). p paper: the paper's two-sample t-test over seed means against the best "
-              f"front-end of the table (sees the weights' variation only). p corrected: the corrected repeated "
-              f"k-fold t-test on paired fold-and-seed differences against the best, Holm-adjusted over the "
-              f"table's comparisons; it decides **bold** = best or not significantly different (p > {ALPHA}) "
-              f"for k-fold protocols (a predefined split keeps the paper's test). A seed-free run (MFCC + SVM) "
-              f"counts once.", ""]
+              f"(Nadeau & Bengio; Wilson over the test clips on a predefined split). p paper: the paper's "
+              f"two-sample t-test over seed means against the best front-end of the table (sees the weights' "
+              f"variation only). p protocol: a test valid for the protocol against the best, Holm-adjusted over "
+              f"the table's comparisons (k folds: the corrected repeated k-fold t-test on paired fold-and-seed "
+              f"differences; a predefined split: McNemar's exact test on the paired test predictions, seeds "
+              f"pooled); it decides **bold** = best or not significantly different (p > {ALPHA}). A seed-free run "
+              f"(MFCC + SVM) counts once.", ""]
     for key, g in summary.groupby(GROUP, dropna=False, sort=True):
         k = dict(zip(GROUP, key))
         lines += [f"## {group_title(k)}", ""]
-        lines += ["| front-end | accuracy % | 95% CI | seeds | p paper | p corrected | on grid edge | paper % | ours − paper |",
+        lines += ["| front-end | accuracy % | 95% CI | seeds | p paper | p protocol | on grid edge | paper % | ours − paper |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for _, r in g.sort_values("mean", ascending=False).iterrows():
             paper = paper_accuracy(k["dataset"], r.frontend, k["classifier"], k["width"])
@@ -84,7 +94,7 @@ def markdown(summary: pd.DataFrame, jobs: pd.DataFrame, skipped: pd.DataFrame, r
             diff = "" if paper is None else f"{100 * r['mean'] - paper:+.2f}"
             edge = f"{100 * r.on_grid_edge:.0f}%" if not np.isnan(r.on_grid_edge) else ""
             ci = "" if np.isnan(r.get("ci_low", np.nan)) else f"{pct(r.ci_low)}–{pct(r.ci_high)}"
-            lines.append(f"| {name} | {acc} | {ci} | {r.n_seeds} | {fmt_p(r.p_vs_best)} | {fmt_p(r.get('p_corrected_holm', np.nan))} | "
+            lines.append(f"| {name} | {acc} | {ci} | {r.n_seeds} | {fmt_p(r.p_vs_best)} | {fmt_p(r.get('p_protocol', np.nan))} | "
                          f"{edge} | {'' if paper is None else f'{paper:.1f}'} | {diff} |")
         capped, exact = g[g.capped_fits > 0], g[g.exact_fits > 0]
         if len(capped):
@@ -109,8 +119,14 @@ def markdown(summary: pd.DataFrame, jobs: pd.DataFrame, skipped: pd.DataFrame, r
             for a in mat.index:
                 lines.append(f"| {a} | " + " | ".join(fmt_p(mat.loc[a, b]) for b in mat.columns) + " |")
             lines += ["", "</details>", ""]
+    if diagrams:
+        lines += ["## Front-ends ranked across datasets (Friedman, then Nemenyi; Demšar 2006)", ""]
+        for path, sentence in diagrams:
+            lines += [sentence, "", f"![{path.stem}]({path.name})", ""]
     if plots:
-        lines += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
+        lines += ["## Figures", "", "Confusion matrices (`confusion_*.png`) and per-class accuracy (`per_class_*.csv`) "
+                  "of each front-end's selected settings, all folds and seeds pooled, are beside this report.", ""]
+        lines += [f"![{p.stem}]({p.name})" for p in plots] + [""]
     bad = jobs[jobs["status"] != "ok"] if len(jobs) else jobs
     lines += ["## Jobs not in the tables", ""]
     if len(bad):
