@@ -145,3 +145,15 @@ def test_end_to_end_on_real_layouts(tmp_path, gtzan_root):
             assert rows.protocol.unique().tolist() == ["paper"] and len(rows) == folds.fold.nunique()
         # class-dependent tones: far above chance for the MFCC baseline
         assert rows.accuracy.mean() > 0.8, (name, rows.accuracy.tolist())
+
+
+def test_predefined_split_report_uses_mcnemar(tmp_path, gtzan_root):
+    from helpers import run_sweep
+
+    sweep = run_sweep([["dataset=gtzan", f"dataset.root={gtzan_root}", f"frontend={f}", "extract.progress=false"]
+                       for f in ("mfcc", "7x96")], tmp_path / "sweep", tmp_path / "cache")
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert set(summary.protocol_test) == {"McNemar exact, Holm"}
+    assert summary.p_protocol.between(0, 1).all() and (summary.ci_low <= summary["mean"]).all()
+    preds = pd.read_csv(sweep / "0" / "predictions.csv")
+    assert len(preds) == 290 and set(preds.fold) == {"test"}              # every GTZAN test clip, once
