@@ -91,6 +91,20 @@ def file_digest(path: Path) -> str:
             return xxhash.xxh3_128(view).hexdigest()
 
 
+def digest_of(meta: dict) -> str | None:
+    return meta.get("xxh3_128", meta.get("sha256"))
+
+
+def recorded_digest(path: Path, meta: dict) -> str | None:
+    """The file's digest by the algorithm its manifest entry recorded (None: no checksum recorded, size only)."""
+    if "xxh3_128" in meta:
+        return file_digest(path)
+    if "sha256" in meta:                            # manifests written by an earlier version
+        with open(path, "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    return None
+
+
 def manifest(root: Path, names: list[str]) -> dict:
     """{name: {size, xxh3_128}} of payload files below root (recorded in a completion marker)."""
     return {n: {"size": (root / n).stat().st_size, "xxh3_128": file_digest(root / n)} for n in names}
@@ -105,7 +119,7 @@ def verify(root: Path, files: dict, checksums: bool = True) -> list[str]:
             problems.append(f"{name} is missing")
         elif path.stat().st_size != meta["size"]:
             problems.append(f"{name} has {path.stat().st_size} bytes, {meta['size']} were written (truncated or replaced)")
-        elif checksums and file_digest(path) != meta.get("xxh3_128"):
+        elif checksums and recorded_digest(path, meta) not in (None, digest_of(meta)):
             problems.append(f"{name} does not match its checksum (changed on disk)")
     return problems
 

@@ -231,3 +231,20 @@ def test_verify_cache_lists_what_it_would_recompute(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "2 of 3 entries" in out and "features.npy has" in out and "rebuilt from its shards" in out
     assert "does not match its checksum (changed on disk): that chunk is decoded again" in out
+
+
+def test_manifests_are_checked_by_the_algorithm_they_record(tmp_path):
+    import hashlib
+
+    from elmarc.storage import manifest, verify
+
+    f = tmp_path / "payload.bin"
+    f.write_bytes(b"elmarc" * 1000)
+    current = manifest(tmp_path, ["payload.bin"])
+    assert "xxh3_128" in current["payload.bin"] and not verify(tmp_path, current)
+    older = {"payload.bin": {"size": 6000, "sha256": hashlib.sha256(f.read_bytes()).hexdigest()}}
+    assert not verify(tmp_path, older)                                       # an earlier version's manifest still checks
+    assert verify(tmp_path, {"payload.bin": {"size": 6000, "sha256": "0" * 64}})   # and still catches a change
+    assert not verify(tmp_path, {"payload.bin": {"size": 6000}})            # size only, where nothing else was recorded
+    damage(f, "flip")
+    assert verify(tmp_path, current) == ["payload.bin does not match its checksum (changed on disk)"]
