@@ -168,8 +168,7 @@ def bench_extract(widths, names, min_seconds: float, mm: float, dev, precision: 
                 for key, secs in (forms.timings().items() if mode == "auto" else ()):
                     print(f"      chose {forms.choices()[key]:<10} for {key}: "
                           + ", ".join(f"{f} {t * 1e3:.2f} ms" for f, t in secs.items()), flush=True)
-                forms._timings.clear()
-                forms._choices.clear()
+                forms.reset()
     return pd.DataFrame(rows)
 
 

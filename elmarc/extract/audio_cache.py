@@ -83,11 +83,8 @@ class AudioCache:
     def _pair(idx_file: Path) -> list[Path]:
         return [idx_file, idx_file.with_name(idx_file.name.replace(".idx.npz", ".npy"))]
 
-    def problems(self) -> dict[str, list[str]]:
-        """Damaged chunk files of a finished cache, by chunk: {stem: [problem, ...]} (empty when intact)."""
-        files = json.loads((self.root / "done.json").read_text()).get("files")
-        if files is None:                   # finished before the cache carried checksums: record them now
-            return {}
+    def problems(self, files: dict) -> dict[str, list[str]]:
+        """Damaged chunk files of a finished cache (files: its manifest), by chunk: {stem: [problem, ...]}."""
         bad: dict[str, list[str]] = {}
         for name, meta in files.items():
             for problem in verify(self.root, {name: meta}):
@@ -107,17 +104,17 @@ class AudioCache:
 
     def _set_aside_damaged(self) -> None:
         """Move damaged chunks (both files) and, for a finished cache that fails its check, its marker aside."""
-        damaged = []
         if self.is_complete():
-            bad = self.problems()
+            files = json.loads((self.root / "done.json").read_text()).get("files")
+            if files is None:               # finished before the cache carried checksums: record them now
+                self._finish(0.0)
+                return
+            bad = self.problems(files)
             if bad:
                 damaged = [self.root / f"{stem}.idx.npz" for stem in bad]
                 aside = move_aside([f for d in damaged for f in self._pair(d)] + [self.root / "done.json"], self.root)
                 log.warning("audio cache %s: %d chunk(s) damaged (%s); moved to %s and decoded again", self.root.name,
                             len(bad), "; ".join(p for ps in bad.values() for p in ps)[:300], aside)
-                return
-            if json.loads((self.root / "done.json").read_text()).get("files") is None:
-                self._finish(0.0)           # an older finished cache: record its checksums
             return
         damaged = [p for p in self._chunk_files() if not self._intact(p)]
         if damaged:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +49,7 @@ class FeatureEntry:
 
     root: Path
     spec: dict
+    _clean_at: int | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def for_spec(cls, cache_dir: str | Path, spec: dict, readable: str) -> FeatureEntry:
@@ -69,7 +70,19 @@ class FeatureEntry:
         return (self.root / "done.json").is_file()
 
     def problems(self) -> list[str]:
-        """What is wrong with a finished entry's payload ([] when it is whole and unchanged)."""
+        """What is wrong with a finished entry's payload ([] when it is whole and unchanged).
+
+        A clean result holds for this object while the marker is the one checked: the extract and
+        classify stages of a job both ask, and the payload is hashed once."""
+        marker = self.root / "done.json"
+        stamp = marker.stat().st_mtime_ns if marker.is_file() else None
+        if stamp is not None and stamp == self._clean_at:
+            return []
+        problems = self._check()
+        self._clean_at = stamp if not problems else None
+        return problems
+
+    def _check(self) -> list[str]:
         try:
             info = self.info()
         except (OSError, ValueError) as exc:

@@ -56,6 +56,12 @@ def configure(mode: str = "fused", cache_dir: str | Path | None = None) -> None:
             _choices.update(json.loads(_store.read_text()))
 
 
+def reset() -> None:
+    """Forget the choices and timings of this process (the stored choices stay on disk)."""
+    _choices.clear()
+    _timings.clear()
+
+
 def mode() -> str:
     return _mode
 

@@ -133,6 +133,11 @@ def protocol_tests(folds: pd.DataFrame, best: str) -> dict[str, dict]:
     return out
 
 
+def rows_of_table(table: pd.DataFrame, key: dict) -> pd.DataFrame:
+    """The rows of one report table (GROUP values as in key; compared as text, as the CSVs give them back)."""
+    return table[np.logical_and.reduce([table[c].astype(str) == str(v) for c, v in key.items()])]
+
+
 def wilson_interval(accuracy: float, n: int, level: float = 0.95) -> tuple[float, float]:
     from statsmodels.stats.proportion import proportion_confint
 
@@ -152,13 +157,13 @@ def summarise(runs: pd.DataFrame, folds: pd.DataFrame | None = None, preds: pd.D
         k = dict(zip(GROUP, key))
         tests, test_name = {}, ""
         if folds is not None and k["protocol"] != "predefined":
-            f = folds[np.logical_and.reduce([folds[c].astype(str) == str(v) for c, v in k.items()])]
+            f = rows_of_table(folds, k)
             tests = protocol_tests(f, best) if len(f) else {}
             test_name = "corrected k-fold t-test, Holm"
         elif preds is not None and len(preds) and k["protocol"] == "predefined":
             from .clips import mcnemar_vs_best
 
-            pr = preds[np.logical_and.reduce([preds[c].astype(str) == str(v) for c, v in k.items()])]
+            pr = rows_of_table(preds, k)
             if len(pr) and best in set(pr["frontend"]):
                 n_test = int(pr.groupby(["frontend", "seed"]).size().max())
                 tests = {fe: {"p_corrected": p, "ci": wilson_interval(means[fe], n_test)}
