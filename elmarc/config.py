@@ -18,7 +18,8 @@ from .errors import UserError
 
 WIDTHS = ("small", "large")
 PRECISIONS = ("32-true", "32", "64-true", "64", "16-mixed", "bf16-mixed", "16-true", "bf16-true")
-STAGES = ("extract", "classify", "report")
+STAGES = ("extract", "classify", "train", "report")
+DEFAULT_STAGES = ("extract", "classify", "report")     # 'all': training is asked for by name (it costs hours)
 
 # SPEC section 3: the paper's grids
 PAPER_SVM_C = (0.1, 2.0, 8.0, 32.0)
@@ -112,6 +113,32 @@ class ExtractConfig:
 class ClassifyConfig:
     standardize: bool = False        # SPEC 3: features as extracted; true = z-score on the training part
     n_jobs: Optional[int] = None     # fits in parallel; null: every core the job was given (see resources.job_cores)
+
+
+class ReadoutNorm(StrEnum):
+    fixed = "fixed"            # standardise the feature vector with the training part's statistics at initialisation
+    batchnorm = "batchnorm"    # BatchNorm1d on the feature vector (learned; only when asked)
+    none = "none"
+
+
+@dataclass
+class RecipeConfig:
+    """How every front-end is trained end to end (train stage); every key is in the checkpoint key."""
+
+    name: str = "default"
+    optimizer: str = "adamw"           # adamw or sgd (momentum 0.9)
+    lrs: list = field(default_factory=lambda: [1e-3, 1e-4])   # chosen by the lowest validation loss
+    weight_decay: float = 1e-4
+    batch_size: int = 16
+    max_epochs: int = 30
+    patience: int = 5                  # early stopping: epochs without a lower validation loss
+    val_fraction: float = 0.15         # k folds: stratified part of the training folds (predefined: the valid split)
+    dropout: float = 0.5
+    readout_norm: ReadoutNorm = ReadoutNorm.fixed
+    crop: Optional[float] = None       # random crops of this fraction of the input while training (null: whole input)
+    split_seed: int = 0                # the validation carve-out; never the job's seed (same for every front-end)
+    accelerator: Accelerator = Accelerator.auto
+    progress: bool = True
 
 
 @dataclass
@@ -258,11 +285,12 @@ class Config:
     classifier: Any = MISSING
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     seed: int = 0                    # CNN and ELM weights (data splits never depend on it)
-    stage: str = "all"               # all, or a comma list of extract,classify,report
+    stage: str = "all"               # all (extract,classify,report), or a comma list of extract,classify,train,report
     cache_dir: str = "${oc.env:ELMARC_CACHE,cache}"   # feature + result cache, shared by every job
     input: InputConfig = field(default_factory=InputConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)
 
 
 SCHEMAS = {
@@ -324,8 +352,10 @@ def compose(overrides=(), config_dir: str | None = None) -> DictConfig:
 
 # ----------------------------------------------------------------------------- rules across fields
 def parse_stages(stage) -> list[str]:
-    names = list(STAGES) if stage in (None, "all") else (
+    names = list(DEFAULT_STAGES) if stage in (None, "all") else (
         [s.strip() for s in stage.split(",")] if isinstance(stage, str) else list(stage))
+    if "all" in names:                  # all,train: the default stages and training
+        names = list(dict.fromkeys(n for name in names for n in (DEFAULT_STAGES if name == "all" else (name,))))
     bad = [s for s in names if s not in STAGES]
     if bad:
         raise ConfigError(f"stage={stage!r} is not allowed: unknown {bad}; use 'all' or a comma list of {list(STAGES)}")
@@ -345,6 +375,18 @@ def check_rules(cfg: DictConfig) -> None:
     for key in ("batch_size", "threads", "devices"):
         _at_least(f"extract.{key}", ex[key], 1)
     _at_least("classify.n_jobs", cfg.classify.n_jobs, 1)
+    rc = cfg.recipe
+    for key in ("batch_size", "max_epochs"):
+        _at_least(f"recipe.{key}", rc[key], 1)
+    _at_least("recipe.patience", rc.patience, 0)
+    if not rc.lrs or any(not isinstance(v, (int, float)) or v <= 0 for v in rc.lrs):
+        raise ConfigError(f"recipe.lrs={list(rc.lrs)}: use a list of positive learning rates")
+    if str(rc.optimizer) not in ("adamw", "sgd"):
+        raise ConfigError(f"recipe.optimizer={rc.optimizer!r} is not allowed: use adamw or sgd")
+    for key, low, high in (("val_fraction", 0.0, 0.5), ("dropout", 0.0, 0.95), ("crop", 0.0, 1.0)):
+        v = rc[key]
+        if v is not None and not (low < v <= high if key != "dropout" else low <= v <= high):
+            raise ConfigError(f"recipe.{key}={v} is out of range ({low}, {high}]")
     _at_least("extract.num_workers", ex.num_workers, 0)
     if str(ex.precision) not in PRECISIONS:
         raise ConfigError(f"extract.precision={ex.precision!r} is not allowed: use one of {list(PRECISIONS)}")

@@ -6,6 +6,7 @@ import logging
 import traceback
 from pathlib import Path
 
+import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from .config import check_rules, parse_stages
@@ -73,15 +74,29 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
         clips = entry.clip_table()
         atomic_write_csv(out_dir / "skipped.csv", clips[~clips["ok"]])
 
-    if "classify" in stages or "report" in stages:
+    tables, predictions = [], []
+    protocol = resolve_protocol(str(cfg.protocol.name), source.scheme, source.protocol)
+    if "classify" in stages or ("report" in stages and "train" not in stages):
         # report alone reads the rows the classify stage cached for this job; it never fits
-        protocol = resolve_protocol(str(cfg.protocol.name), source.scheme, source.protocol)
-        table, predictions = classify(entry, OmegaConf.to_container(cfg.classifier, resolve=True), protocol,
-                         bool(cfg.classify.standardize), int(cfg.seed), job_labels(cfg, source),
-                         cache_dir / "results", fit="classify" in stages, n_jobs=cfg.classify.n_jobs)
-        atomic_write_csv(out_dir / "predictions.csv", predictions)
-        atomic_write_csv(out_dir / "results.csv", table)
+        table, preds = classify(entry, OmegaConf.to_container(cfg.classifier, resolve=True), protocol,
+                                bool(cfg.classify.standardize), int(cfg.seed), job_labels(cfg, source),
+                                cache_dir / "results", fit="classify" in stages, n_jobs=cfg.classify.n_jobs)
+        # the cost of the random evaluation: extraction (once per entry) beside the grid's seconds
+        table["extract_seconds"] = entry.info().get("extract_seconds", "") if entry.is_complete() else ""
+        tables.append(table)
+        predictions.append(preds)
         result["accuracy"] = float(table["accuracy"].astype(float).mean())
+    if "train" in stages:
+        from .train import train_stage
+
+        table, preds = train_stage(cfg, source, lambda: build_frontend(cfg.frontend, cfg.features.width, int(cfg.seed), shape),
+                                   entry, cache_dir, job_labels(cfg, source), protocol)
+        tables.append(table)
+        predictions.append(preds)
+        result["trained_accuracy"] = float(table.loc[table["classifier"] == "trained", "accuracy"].astype(float).mean())
+    if tables:
+        atomic_write_csv(out_dir / "predictions.csv", pd.concat(predictions, ignore_index=True))
+        atomic_write_csv(out_dir / "results.csv", pd.concat(tables, ignore_index=True))
     return result
 
 

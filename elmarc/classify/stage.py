@@ -18,6 +18,7 @@ from ..errors import UserError
 from ..extract.feature_cache import FeatureEntry
 from ..storage import atomic_write_csv, atomic_write_text, file_lock, manifest, move_aside, stable_hash, verify
 from .protocols import plan_splits, select
+from .splits import GridScores
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,20 @@ def classify(entry: FeatureEntry, classifier_cfg: dict, protocol: str, standardi
     spec = {"features": entry.key, "classifier": classifier_cfg, "protocol": protocol,
             "standardize": bool(standardize), "seed": int(seed) if seeded else None, "format": 3}
     path = results_dir / entry.key / f"{classifier_cfg['name']}-{protocol}-{stable_hash(spec)[:12]}.csv"
+
+    def fit_now():
+        X, clips = entry.load()
+        return fit_rows(lambda outer: X, clips, classifier_cfg, protocol, standardize, seed, seeded,
+                        labels_meta, entry.key, n_jobs)
+
+    if not fit and not path.is_file():
+        raise UserError(f"no classifier results cached for this job ({path.name} under {path.parent}).\n"
+                        f"  Fix: run the classify stage first (stage=all, or stage=classify,report).")
+    return cached_rows(path, fit_now, labels_meta, seed)
+
+
+def cached_rows(path: Path, fit_now, labels_meta: dict, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows and predictions cached at ``path``, or fit_now()'s, written there with a checked marker."""
     with file_lock(path.with_name(path.name + ".lock")):     # parallel jobs of a seed-free run fit it once
         if cached_rows_damaged(path):
             aside = move_aside([path, predictions_path(path), done_marker(path)], path.parent)
@@ -67,10 +82,11 @@ def classify(entry: FeatureEntry, classifier_cfg: dict, protocol: str, standardi
             for key, value in {**labels_meta, "seed": int(seed)}.items():
                 table[key] = value
             return table, read_predictions(path, seed, table)
-        if not fit:
-            raise UserError(f"no classifier results cached for this job ({path.name} under {path.parent}).\n"
-                            f"  Fix: run the classify stage first (stage=all, or stage=classify,report).")
-        return _fit(entry, classifier_cfg, protocol, standardize, seed, seeded, labels_meta, path, n_jobs)
+        table, predictions = fit_now()
+        atomic_write_csv(predictions_path(path), predictions)
+        atomic_write_csv(path, table)
+        atomic_write_text(done_marker(path), json.dumps({"files": manifest(path.parent, [path.name, predictions_path(path).name])}))
+        return table, read_predictions(path, seed, table)
 
 
 def predictions_path(path: Path) -> Path:
@@ -102,23 +118,41 @@ def cached_rows_damaged(path: Path) -> bool:
         return True
 
 
-def _fit(entry, classifier_cfg, protocol, standardize, seed, seeded, labels_meta, path, n_jobs) -> pd.DataFrame:
+def fit_rows(features_for, clips: pd.DataFrame, classifier_cfg: dict, protocol: str, standardize: bool, seed: int,
+             seeded: bool, labels_meta: dict, feature_key: str, n_jobs: int | None,
+             label: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fit the grid under the protocol: (rows, per-clip predictions).
+
+    features_for(outer) -> (n_clips, dim) features of every clip for the splits of that outer fold
+    (-1 for a predefined split): one matrix for random features, one per fold for features of
+    weights trained on that fold's training part. label: the rows' classifier name (the grid's by default).
+    """
     from ..resources import blas_threads, job_cores
 
     cores = job_cores()
     n_jobs = min(int(n_jobs or cores), cores)
-
-    X, clips = entry.load()
-    ok = clips["ok"].to_numpy(dtype=bool) & np.isfinite(X).all(axis=1)
-    X, clips = X[ok], clips[ok].reset_index(drop=True)
+    splits_all = plan_splits(protocol, clips[clips["ok"].to_numpy(dtype=bool)].reset_index(drop=True))
+    outers = sorted({sp.outer for sp in splits_all})
+    feats = {o: features_for(o) for o in outers}
+    ok = clips["ok"].to_numpy(dtype=bool).copy()
+    for X in feats.values():
+        ok &= np.isfinite(X).all(axis=1)
+    clips = clips[ok].reset_index(drop=True)
     y = clips["label"].to_numpy()
     grid = build_grid(classifier_cfg, seed, n_jobs)
     splits = plan_splits(protocol, clips)
+    result = GridScores.empty(len(splits), len(grid.settings))
     t0 = time.perf_counter()
     with blas_threads(max(1, cores // n_jobs)):       # n_jobs fits at a time share the job's cores, no more
-        result = grid.scores(X, y, splits, standardize=standardize)
+        for outer in outers:
+            idx = [i for i, sp in enumerate(splits) if sp.outer == outer]
+            part = grid.scores(feats[outer][ok], y, [splits[i] for i in idx], standardize=standardize)
+            for j, i in enumerate(idx):
+                for name in ("accuracy", "capped", "exact", "predictions"):
+                    getattr(result, name)[i] = getattr(part, name)[j]
     seconds = time.perf_counter() - t0
     scores, capped = result.accuracy, result.capped
+    name = label or grid.name
     rows, predictions = [], []
     for rec in select(protocol, splits, scores):
         setting = grid.settings[rec["setting_index"]]
@@ -127,20 +161,17 @@ def _fit(entry, classifier_cfg, protocol, standardize, seed, seeded, labels_meta
         predictions.append(pd.DataFrame({"clip_id": clips["clip_id"].to_numpy()[split.eval], "fold": rec["fold"],
                                          "seed": int(seed), "label": y[split.eval], "predicted": predicted}))
         rows.append({
-            **labels_meta, "classifier": grid.name, "protocol": protocol, "standardize": bool(standardize),
+            **labels_meta, "classifier": name, "protocol": protocol, "standardize": bool(standardize),
             "seed": int(seed), "seeded": bool(seeded), "fold": rec["fold"], "setting": json.dumps(setting, sort_keys=True),
             "kernel": setting.get("kernel", ""), "C": setting.get("C", ""), "gamma": setting.get("gamma", ""),
             "n_hidden": setting.get("n_hidden", ""), "on_grid_edge": grid.edge(setting),
             "capped_fits": int(capped.sum()), "exact_fits": int(result.exact.sum()), "accuracy": rec["accuracy"],
             "selection_score": rec["selection_score"], "n_train": rec["n_train"], "n_test": rec["n_test"],
-            "n_skipped": int((~ok).sum()), "grid_seconds": round(seconds, 3), "feature_key": entry.key,
+            "n_skipped": int((~ok).sum()), "grid_seconds": round(seconds, 3), "feature_key": feature_key,
         })
     table = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    atomic_write_csv(predictions_path(path), pd.concat(predictions, ignore_index=True))
-    atomic_write_csv(path, table)
-    atomic_write_text(done_marker(path), json.dumps({"files": manifest(path.parent, [path.name, predictions_path(path).name])}))
     acc = table["accuracy"].astype(float)
     log.info("%s %s %s: accuracy %.4f (folds %s) in %.1f s, %d fits x %d settings",
-             labels_meta.get("frontend"), grid.name, protocol, acc.mean(), len(acc), seconds,
+             labels_meta.get("frontend"), name, protocol, acc.mean(), len(acc), seconds,
              len(splits), len(grid.settings))
-    return table, read_predictions(path, seed, table)
+    return table, pd.concat(predictions, ignore_index=True)

@@ -41,7 +41,7 @@ class TimbralBlock(nn.Module):
         for conv in self.convs:
             pad = conv.kernel_size[0] // 2                    # 3/3 rows for 7, 1/1 for 3, none for 1
             h = ops.conv2d_max_freq(x, conv.weight, (pad, pad))
-            feats.append(time_mean(h.relu_()))                # pooled over all remaining frequency; a fresh map
+            feats.append(time_mean(ops.relu_fresh(h)))                # pooled over all remaining frequency; a fresh map
         return feats
 
 

@@ -24,6 +24,12 @@ def _grad(x: torch.Tensor) -> bool:
     return x.requires_grad and torch.is_grad_enabled()
 
 
+def relu_fresh(x: torch.Tensor) -> torch.Tensor:
+    """ReLU of a freshly computed map: in place when no gradient flows (saves a buffer); out of place
+    when training, since the op that made the map (a max) keeps its output for the backward pass."""
+    return F.relu(x) if _grad(x) else x.relu_()
+
+
 def elu(x: torch.Tensor) -> torch.Tensor:
     """F.elu; on a CPU also as max(x, exp(min(x, 0)) - 1) (exp(x) - 1 >= x, equal at 0) in one buffer,
     since expm1 is much slower than exp in some builds. Differs from F.elu by <= 6e-8."""

@@ -30,7 +30,7 @@ class Conv7xN(Frontend):
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         h = ops.conv2d_max_freq(mel.unsqueeze(1), self.conv.weight)   # (B, nf, T-6, 1)
-        return time_mean(h.relu_())                           # ReLU after the pool (fewer values), in place
+        return time_mean(ops.relu_fresh(h))                           # ReLU after the pool (fewer values), in place
 
 
 class VGG(Frontend):

@@ -1,0 +1,99 @@
+"""The trained counterpart of a random front-end: the same network, initialisation and read-out, then
+dropout and a linear classifier, trained end to end (Lightning)."""
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import RecipeConfig
+from ..frontends import forms
+from ..frontends.base import Frontend
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's dropout draws: a resumed run redraws exactly what it would have."""
+    return (int(seed) * 1_000_003 + int(epoch) * 7919 + 17) % (2 ** 31)
+
+
+class FrozenStandardise(nn.Module):
+    """(x - mean) / std with the training part's statistics of the initial features: a fixed affine map."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray):
+        super().__init__()
+        std = np.where(np.asarray(std) > 0, std, 1.0)
+        self.register_buffer("mean", torch.as_tensor(np.asarray(mean), dtype=torch.float32))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def readout_norm(kind: str, dim: int, mean: np.ndarray, std: np.ndarray) -> nn.Module:
+    if kind == "fixed":
+        return FrozenStandardise(mean, std)
+    if kind == "batchnorm":
+        return nn.BatchNorm1d(dim)
+    return nn.Identity()
+
+
+def lightning_module():
+    import pytorch_lightning as pl
+
+    class EndToEnd(pl.LightningModule):
+        """frontend -> feature vector (the random model's) -> read-out norm -> dropout -> linear.
+
+        Training runs every layer's plain form (the fast forms write into buffers autograd cannot
+        follow); evaluation lets each layer pick its form, as extraction does.
+        """
+
+        def __init__(self, frontend: Frontend, n_classes: int, recipe: RecipeConfig, lr: float, seed: int,
+                     feature_mean: np.ndarray, feature_std: np.ndarray):
+            super().__init__()
+            self.frontend = frontend
+            for p in self.frontend.parameters():
+                p.requires_grad_(True)
+            self.norm = readout_norm(str(recipe.readout_norm), frontend.feature_dim, feature_mean, feature_std)
+            self.dropout = nn.Dropout(float(recipe.dropout))
+            self.head = nn.Linear(frontend.feature_dim, n_classes)
+            generator = torch.Generator().manual_seed(int(seed))     # the head's init: same seed, same weights
+            bound = 1.0 / math.sqrt(frontend.feature_dim)
+            with torch.no_grad():
+                self.head.weight.uniform_(-bound, bound, generator=generator)
+                self.head.bias.zero_()
+            self.recipe, self.lr, self.seed = recipe, float(lr), int(seed)
+
+        def features(self, x: torch.Tensor) -> torch.Tensor:
+            plain = forms.forced("plain") if torch.is_grad_enabled() else contextlib.nullcontext()
+            with plain:
+                return self.frontend(x)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.dropout(self.norm(self.features(x))))
+
+        def on_train_epoch_start(self):
+            torch.manual_seed(epoch_seed(self.seed, self.current_epoch))
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            loss = F.cross_entropy(self(x), y)
+            self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(y))
+            return loss
+
+        def validation_step(self, batch, batch_idx):
+            x, y = batch
+            logits = self(x)
+            self.log("val_loss", F.cross_entropy(logits, y), prog_bar=True, on_epoch=True, batch_size=len(y))
+            self.log("val_acc", (logits.argmax(1) == y).float().mean(), prog_bar=True, on_epoch=True, batch_size=len(y))
+
+        def configure_optimizers(self):
+            params = [p for p in self.parameters() if p.requires_grad]
+            if str(self.recipe.optimizer) == "sgd":
+                return torch.optim.SGD(params, lr=self.lr, momentum=0.9, weight_decay=float(self.recipe.weight_decay))
+            return torch.optim.AdamW(params, lr=self.lr, weight_decay=float(self.recipe.weight_decay))
+
+    return EndToEnd
