@@ -135,6 +135,7 @@ class RecipeConfig:
     val_fraction: float = 0.15         # k folds: stratified part of the training folds (predefined: the valid split)
     dropout: float = 0.5
     readout_norm: ReadoutNorm = ReadoutNorm.fixed
+    input_norm: bool = True            # inputs standardised with the training part's mean and std (one scalar each)
     crop: Optional[float] = None       # random crops of this fraction of the input while training (null: whole input)
     split_seed: int = 0                # the validation carve-out; never the job's seed (same for every front-end)
     accelerator: Accelerator = Accelerator.auto

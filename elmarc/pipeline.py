@@ -80,7 +80,8 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
         # report alone reads the rows the classify stage cached for this job; it never fits
         table, preds = classify(entry, OmegaConf.to_container(cfg.classifier, resolve=True), protocol,
                                 bool(cfg.classify.standardize), int(cfg.seed), job_labels(cfg, source),
-                                cache_dir / "results", fit="classify" in stages, n_jobs=cfg.classify.n_jobs)
+                                cache_dir / "results", fit="classify" in stages, n_jobs=cfg.classify.n_jobs,
+                                assignment=split_assignment(source))
         # the cost of the random evaluation: extraction (once per entry) beside the grid's seconds
         table["extract_seconds"] = entry.info().get("extract_seconds", "") if entry.is_complete() else ""
         tables.append(table)
@@ -98,6 +99,11 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
         atomic_write_csv(out_dir / "predictions.csv", pd.concat(predictions, ignore_index=True))
         atomic_write_csv(out_dir / "results.csv", pd.concat(tables, ignore_index=True))
     return result
+
+
+def split_assignment(source) -> pd.DataFrame:
+    """clip_id, fold, split of this run's dataset config (the classify and train stages use these)."""
+    return source.clips[[c for c in ("clip_id", "fold", "split") if c in source.clips]]
 
 
 def _in_multirun() -> bool:

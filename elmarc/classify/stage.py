@@ -48,17 +48,41 @@ def build_grid(classifier_cfg: dict, seed: int, n_jobs: int = 1):
     return instantiate(classifier_cfg, **extra, _convert_="all")
 
 
+def with_splits(clips: pd.DataFrame, assignment: pd.DataFrame | None) -> pd.DataFrame:
+    """The entry's clip table with this run's folds and splits: features do not depend on them, so one entry
+    serves every fold assignment (dataset.n_folds), and rows must use the run's, not the extracting run's."""
+    if assignment is None:
+        return clips
+    by_id = assignment.set_index("clip_id")
+    out = clips.copy()
+    for col in ("fold", "split"):
+        if col in by_id:
+            out[col] = out["clip_id"].map(by_id[col]).to_numpy()
+    return out
+
+
+def splits_id(assignment: pd.DataFrame) -> str:
+    """A hash of the fold and split of every clip (part of every row cache key)."""
+    cols = [c for c in ("clip_id", "fold", "split") if c in assignment]
+    return stable_hash(assignment[cols].astype(str).to_numpy().tolist())[:16]
+
+
 def classify(entry: FeatureEntry, classifier_cfg: dict, protocol: str, standardize: bool, seed: int,
-             labels_meta: dict, results_dir, fit: bool = True, n_jobs: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+             labels_meta: dict, results_dir, fit: bool = True, n_jobs: int | None = None,
+             assignment: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fit the grid on the cached features (or, fit=False, only read what is cached for them):
-    (one row per reported fold, one row per test clip of each reported fold)."""
+    (one row per reported fold, one row per test clip of each reported fold). assignment: the run's
+    clip_id, fold, split (the dataset's), which replace those the entry recorded when it was extracted."""
     seeded = entry.spec.get("seed") is not None or grid_class(classifier_cfg).uses_seed
     spec = {"features": entry.key, "classifier": classifier_cfg, "protocol": protocol,
             "standardize": bool(standardize), "seed": int(seed) if seeded else None, "format": 3}
+    if assignment is not None:
+        spec["splits"] = splits_id(assignment)
     path = results_dir / entry.key / f"{classifier_cfg['name']}-{protocol}-{stable_hash(spec)[:12]}.csv"
 
     def fit_now():
         X, clips = entry.load()
+        clips = with_splits(clips, assignment)
         return fit_rows(lambda outer: X, clips, classifier_cfg, protocol, standardize, seed, seeded,
                         labels_meta, entry.key, n_jobs)
 

@@ -53,16 +53,21 @@ def compiled(frontend: Frontend) -> Frontend:
     return frontend
 
 
-def _lightning():
+def quiet_lightning() -> None:
+    """Lightning's tips (workers, samplers, loggers) are noise in a sweep log; our settings say why."""
     import warnings
 
-    import pytorch_lightning as pl
-
-    # our batch sampler returns every index by construction; Lightning's tips are noise in a sweep log
+    # our batch sampler returns every index by construction
     warnings.filterwarnings("ignore", message=".*custom batch sampler.*")
     warnings.filterwarnings("ignore", message=".*treespec.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")   # extract.num_workers says
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
+
+
+def _lightning():
+    import pytorch_lightning as pl
+
+    quiet_lightning()
     from pytorch_lightning.callbacks import BasePredictionWriter
 
     class FrontendModule(pl.LightningModule):

@@ -24,6 +24,10 @@ def write_report(root: str | Path, print_summary: bool = True) -> Path:
     root = Path(root)
     rows, jobs, skipped = gather(root)
     preds = gather_predictions(root)
+    if len(rows):       # the trained end-to-end rows come with every job of a front-end (svm and elm): count them once
+        rows = rows.drop_duplicates(subset=GROUP + ["frontend", "seed", "fold"]).reset_index(drop=True)
+    if len(preds):
+        preds = preds.drop_duplicates(subset=GROUP + ["frontend", "seed", "fold", "clip_id"]).reset_index(drop=True)
     plots: list[Path] = []
     diagrams: list[tuple[Path, str]] = []
     summary = pd.DataFrame()
@@ -46,11 +50,29 @@ def write_report(root: str | Path, print_summary: bool = True) -> Path:
         diagrams = cd_diagrams(summary, root)
     text = markdown(summary, jobs, skipped, root, pvalues, plots, diagrams) if len(summary) else (
         "# elmarc report\n\nNo result rows found under this folder.\n")
+    if len(rows) and (rows["classifier"] == "trained").any():
+        text += "\n" + "\n".join(random_vs_trained(rows, root)) + "\n"
     atomic_write_text(root / "report.md", text)
     if print_summary:
         print(console_table(summary, jobs))
         print(f"\nreport written to {root / 'report.md'}")
     return root / "report.md"
+
+
+def random_vs_trained(rows: pd.DataFrame, root: Path) -> list[str]:
+    """agreement.csv, random_vs_trained.csv, a scatter plot per place; the report's section."""
+    from .agreement import PLACE, agreement, markdown_section, per_frontend, scatter
+
+    agree, fronts = agreement(rows), per_frontend(rows)
+    atomic_write_csv(root / "agreement.csv", agree)
+    atomic_write_csv(root / "random_vs_trained.csv", fronts)
+    figures = []
+    for place, f in fronts.groupby(PLACE, sort=True):
+        pred = "svm" if "svm mean" in f and f["svm mean"].notna().any() else None
+        if pred:
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", "random_vs_trained_" + "_".join(map(str, place)) + ".png")
+            figures.append(scatter(f, dict(zip(PLACE, place)), pred, root / name))
+    return markdown_section(agree, fronts, figures) if len(agree) else []
 
 
 def console_table(summary: pd.DataFrame, jobs: pd.DataFrame) -> str:

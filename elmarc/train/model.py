@@ -21,11 +21,20 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 class FrozenStandardise(nn.Module):
-    """(x - mean) / std with the training part's statistics of the initial features: a fixed affine map."""
+    """(x - mean) / scale with the training part's statistics of the initial features: a fixed affine map.
 
-    def __init__(self, mean: np.ndarray, std: np.ndarray):
+    scale is the feature's std, but at least STD_FLOOR of its root mean square (and of the median feature's):
+    a feature that barely varies at initialisation (a filter rectified to nearly the same mean everywhere,
+    or to zero) would otherwise be multiplied by a huge factor, and its first weight update swamp the logits.
+    """
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray, rms: np.ndarray | None = None):
         super().__init__()
-        std = np.where(np.asarray(std) > 0, std, 1.0)
+        std = np.asarray(std, np.float64)
+        if rms is not None:     # a dead filter (all zeros at init) that comes alive has the others' magnitude
+            rms = np.asarray(rms, np.float64)
+            std = np.maximum(std, STD_FLOOR * np.maximum(rms, np.median(rms)))
+        std = np.where(std > 0, std, 1.0)
         self.register_buffer("mean", torch.as_tensor(np.asarray(mean), dtype=torch.float32))
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
 
@@ -33,9 +42,12 @@ class FrozenStandardise(nn.Module):
         return (x - self.mean) / self.std
 
 
-def readout_norm(kind: str, dim: int, mean: np.ndarray, std: np.ndarray) -> nn.Module:
+STD_FLOOR = 0.1
+
+
+def readout_norm(kind: str, dim: int, mean: np.ndarray, std: np.ndarray, rms: np.ndarray | None = None) -> nn.Module:
     if kind == "fixed":
-        return FrozenStandardise(mean, std)
+        return FrozenStandardise(mean, std, rms)
     if kind == "batchnorm":
         return nn.BatchNorm1d(dim)
     return nn.Identity()
@@ -45,19 +57,24 @@ def lightning_module():
     import pytorch_lightning as pl
 
     class EndToEnd(pl.LightningModule):
-        """frontend -> feature vector (the random model's) -> read-out norm -> dropout -> linear.
+        """input norm -> frontend -> feature vector (the random model's) -> read-out norm -> dropout -> linear.
+
+        With dB log-mel inputs in the tens, one Adam step moves every feature by several of its standard
+        deviations, and the model barely learns (make the inputs unit-scale: recipe.input_norm).
 
         Training runs every layer's plain form (the fast forms write into buffers autograd cannot
         follow); evaluation lets each layer pick its form, as extraction does.
         """
 
         def __init__(self, frontend: Frontend, n_classes: int, recipe: RecipeConfig, lr: float, seed: int,
-                     feature_mean: np.ndarray, feature_std: np.ndarray):
+                     feature_mean: np.ndarray, feature_std: np.ndarray, feature_rms: np.ndarray | None = None,
+                     input_stats: tuple[float, float] = (0.0, 1.0)):
             super().__init__()
             self.frontend = frontend
+            self.register_buffer("input_stats", torch.tensor(input_stats, dtype=torch.float32))
             for p in self.frontend.parameters():
                 p.requires_grad_(True)
-            self.norm = readout_norm(str(recipe.readout_norm), frontend.feature_dim, feature_mean, feature_std)
+            self.norm = readout_norm(str(recipe.readout_norm), frontend.feature_dim, feature_mean, feature_std, feature_rms)
             self.dropout = nn.Dropout(float(recipe.dropout))
             self.head = nn.Linear(frontend.feature_dim, n_classes)
             generator = torch.Generator().manual_seed(int(seed))     # the head's init: same seed, same weights
@@ -66,8 +83,10 @@ def lightning_module():
                 self.head.weight.uniform_(-bound, bound, generator=generator)
                 self.head.bias.zero_()
             self.recipe, self.lr, self.seed = recipe, float(lr), int(seed)
+            self.train()                    # the random front-end was built in eval mode (inference)
 
         def features(self, x: torch.Tensor) -> torch.Tensor:
+            x = (x - self.input_stats[0]) / self.input_stats[1]
             plain = forms.forced("plain") if torch.is_grad_enabled() else contextlib.nullcontext()
             with plain:
                 return self.frontend(x)

@@ -38,7 +38,7 @@ from .model import lightning_module
 
 log = logging.getLogger(__name__)
 TRAINED, PROXY = "trained", "trained@1epoch"
-KEY_FORMAT = 1
+KEY_FORMAT = 3
 
 
 def recipe_of(cfg: DictConfig) -> RecipeConfig:
@@ -78,7 +78,7 @@ class Trainer:
         from ..extract.inputs import ClipInputs
 
         self.make_frontend, self.source, self.recipe, self.seed, self.root = make_frontend, source, recipe, int(seed), root
-        self.clips, self.X0 = clips, X0
+        self.clips, self.X0, self._stats = clips, X0, {}
         self.classes = sorted(clips["label"].unique().tolist())
         self.y = clips["label"].map({c: i for i, c in enumerate(self.classes)}).to_numpy(np.int64)
         probe = make_frontend()
@@ -101,9 +101,33 @@ class Trainer:
                           num_workers=0, pin_memory=self.gpu)
 
     def model(self, lr: float, train_rows: np.ndarray):
-        X = self.X0[train_rows]
+        """The model at initialisation: the random front-end, read-out statistics of the training part."""
+        stats = self.initial_statistics(train_rows)
         return lightning_module()(self.make_frontend(), len(self.classes), self.recipe, lr, self.seed,
-                                  X.mean(axis=0), X.std(axis=0))
+                                  stats["mean"], stats["std"], stats["rms"], (stats["in_mean"], stats["in_std"]))
+
+    def initial_statistics(self, train_rows: np.ndarray) -> dict:
+        """Input mean and std (scalars) and the initial features' mean, std and rms over the training part.
+        Without input normalisation these are the random features' (cached); with it, one pass computes them."""
+        key = stable_hash(self.clips["clip_id"].to_numpy()[train_rows].tolist())[:16]
+        if key in self._stats:
+            return self._stats[key]
+        if not self.recipe.input_norm:
+            X, in_mean, in_std = self.X0[train_rows].astype(np.float64), 0.0, 1.0
+        else:
+            total, total_sq, count = 0.0, 0.0, 0
+            for x, _ in self.loader(train_rows, False):
+                x = x.double()
+                total, total_sq, count = total + float(x.sum()), total_sq + float((x * x).sum()), count + x.numel()
+            in_mean = total / count
+            in_std = max(np.sqrt(max(total_sq / count - in_mean ** 2, 0.0)), 1e-8)
+            frontend = self.make_frontend()
+            with torch.no_grad():
+                X = np.concatenate([frontend((x - in_mean) / in_std).double().numpy()
+                                    for x, _ in self.loader(train_rows, False)])
+        self._stats[key] = {"mean": X.mean(0), "std": X.std(0), "rms": np.sqrt((X ** 2).mean(0)),
+                            "in_mean": float(in_mean), "in_std": float(in_std)}
+        return self._stats[key]
 
     # -------------------------------------------------------------------------------- one run
     def fit(self, split: dict, lr: float) -> dict:
@@ -114,6 +138,10 @@ class Trainer:
             return done
         import pytorch_lightning as pl
         from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+
+        from ..extract.loop import quiet_lightning
+
+        quiet_lightning()
 
         make_dirs(run_dir)
         last = run_dir / "last.ckpt"
@@ -300,10 +328,14 @@ def train_stage(cfg: DictConfig, source, make_frontend, entry, cache_dir: Path, 
     if not has_weights(make_frontend()):
         raise UserError(f"frontend={cfg.frontend.name} has no weights to train.\n"
                         f"  Fix: leave it out of the train stage (it stays in the random tables).")
+    from ..classify.stage import with_splits
+    from ..pipeline import split_assignment
+
     try:
         X, clips = entry.load()
     except UserError as exc:
         raise UserError(f"the train stage uses the random features' clip table and statistics: {exc}") from None
+    clips = with_splits(clips, split_assignment(source))
     clips = clips.assign(index=np.arange(len(clips)))
     usable = clips["ok"].to_numpy(dtype=bool) & np.isfinite(X).all(axis=1)
     clips, X = clips[usable].reset_index(drop=True), X[usable]

@@ -1,0 +1,141 @@
+"""The train stage: training learns, a killed run resumes to the same weights, and the rank agreement
+between random and trained rankings (known answers, and the report section of a real sweep)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from helpers import ROOT, TINY, run_job, run_sweep
+
+from elmarc.report.agreement import agreement, bootstrap_interval, rank_agreement
+
+RHYTHM = [*TINY, "dataset.task=rhythm", "dataset.n_per_class=10", "recipe=tiny", "recipe.progress=false"]
+
+
+def histories(cache):
+    return [json.loads(p.read_text()) for p in sorted((cache / "trained").rglob("history.json"))]
+
+
+def test_tiny_recipe_learns_and_the_report_compares_the_rankings(tmp_path):
+    cache = tmp_path / "cache"
+    jobs = [[*RHYTHM, f"frontend={fe}", "stage='all,train'"] for fe in ("temporal", "7x96")]
+    sweep = run_sweep(jobs, tmp_path / "sweep", cache)
+    rows = pd.read_csv(sweep / "results.csv")
+    for fe in ("temporal", "7x96"):
+        r = rows[rows.frontend == fe]
+        assert set(r.classifier) == {"svm", "svm@trained", "trained", "trained@1epoch"}
+        assert (r.groupby("classifier").size() == 3).all()                         # 3 folds each
+        trained = r[r.classifier == "trained"]
+        assert trained.accuracy.mean() > 0.4, trained                               # 4 classes: chance 0.25
+        assert set(json.loads(s)["lr"] for s in trained.setting) == {0.003}
+        assert (trained.grid_seconds > 0).all()
+    for h in histories(cache):                                                      # every run lowered its loss
+        assert h[-1]["train_loss"] < h[0]["train_loss"]
+    # trained features: one matrix per fold, of the random features' shape
+    feats = sorted((cache / "trained").rglob("features.npy"))
+    assert len(feats) == 6 and np.load(feats[0]).shape[0] == 40
+    report = (sweep / "report.md").read_text()
+    assert "Random vs trained" in report and "random_vs_trained_synthetic_rhythm_small_paper.png" in report
+    agree = pd.read_csv(sweep / "agreement.csv")
+    assert set(agree.predictor) == {"svm", "svm@trained", "trained@1epoch"}
+    assert agree.n_frontends.eq(2).all() and agree.n_units.eq(3).all()
+    assert agree.rho.abs().eq(1).all()                                              # two front-ends: +-1
+    fronts = pd.read_csv(sweep / "random_vs_trained.csv")
+    assert (fronts.training_seconds > 0).all() and (fronts.random_seconds > 0).all()
+    assert (sweep / "random_vs_trained_synthetic_rhythm_small_paper.png").stat().st_size > 5000
+    # a second run reads every fold from the checkpoints: the same rows, nothing trained again
+    before = {p: p.stat().st_mtime_ns for p in (cache / "trained").rglob("best.ckpt")}
+    again = run_sweep(jobs, tmp_path / "sweep2", cache)
+    pd.testing.assert_frame_equal(pd.read_csv(again / "results.csv").drop(columns="job"), rows.drop(columns="job"))
+    assert before == {p: p.stat().st_mtime_ns for p in (cache / "trained").rglob("best.ckpt")}
+
+
+def test_mfcc_has_nothing_to_train(tmp_path):
+    from elmarc.errors import UserError
+
+    with pytest.raises(UserError, match="no weights to train"):
+        run_job([*RHYTHM, "frontend=mfcc", "stage='extract,train'"], tmp_path / "r", tmp_path / "cache")
+
+
+KILLED = [*RHYTHM, "frontend=7x96", "dataset.n_folds=2", "recipe.max_epochs=10", "recipe.patience=10",
+          "stage='extract,train'"]
+
+
+def final_weights(cache):
+    out = {}
+    for p in sorted((cache / "trained").rglob("*.ckpt")):
+        state = torch.load(p, map_location="cpu", weights_only=False)["state_dict"]
+        out[p.relative_to(cache / "trained" / p.relative_to(cache / "trained").parts[0])] = state
+    return out
+
+
+def test_sigkill_during_training_then_rerun_gives_the_same_weights(tmp_path):
+    cache = tmp_path / "cache"
+    env = {**os.environ, "ELMARC_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "elmarc.main", *KILLED, f"hydra.run.dir={tmp_path / 'r1'}"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        done = [h for h in histories(cache) if len(h) >= 3] if (cache / "trained").exists() else []
+        if done and list((cache / "trained").rglob("last.ckpt")):
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not list((cache / "trained").rglob("fold0/done.json")), "training finished before it could be killed"
+    first = histories(cache)[0]
+    assert 3 <= len(first) < 10
+    run_job(KILLED, tmp_path / "r2", cache)                            # resumes from last.ckpt
+    run_job(KILLED, tmp_path / "r3", tmp_path / "clean")               # uninterrupted reference
+    resumed, clean = final_weights(cache), final_weights(tmp_path / "clean")
+    assert resumed.keys() == clean.keys() and len(clean) == 4          # 2 folds x (best, last)
+    for name in clean:
+        for k in clean[name]:
+            assert torch.equal(resumed[name][k], clean[name][k]), (name, k)
+    a = pd.read_csv(tmp_path / "r2" / "results.csv")
+    b = pd.read_csv(tmp_path / "r3" / "results.csv")
+    assert a.accuracy.tolist() == b.accuracy.tolist()
+    assert [len(h) for h in histories(cache)] == [len(h) for h in histories(tmp_path / "clean")]
+
+
+# ----------------------------------------------------------------------------- rank agreement
+def test_rank_agreement_known_answers():
+    assert rank_agreement([0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.9]) == (1.0, 1.0)
+    assert rank_agreement([0.1, 0.2, 0.3, 0.4], [0.9, 0.7, 0.6, 0.5]) == (-1.0, -1.0)
+    rho, tau = rank_agreement([1, 2, 3, 4], [1, 3, 2, 4])                # one adjacent swap
+    assert rho == pytest.approx(0.8) and tau == pytest.approx(4 / 6)
+    assert all(np.isnan(rank_agreement([1, 1, 1], [1, 2, 3])))          # no ranking, no correlation
+    units = np.array([[0.1, 0.5, 0.9], [0.2, 0.6, 0.8]])
+    (rlo, rhi), (tlo, thi) = bootstrap_interval(units, units + 0.05, n_resamples=200)
+    assert (rlo, rhi, tlo, thi) == (1.0, 1.0, 1.0, 1.0)
+
+
+def fake_rows(random_order, trained_order, n_folds=5):
+    """Rows of 4 front-ends: accuracies ordered as given, with fold noise that never changes the order."""
+    rng = np.random.default_rng(0)
+    rows = []
+    fes = ["a", "b", "c", "d"]
+    for name, order in (("svm", random_order), ("trained", trained_order)):
+        for fe, rank in zip(fes, order):
+            for fold in range(n_folds):
+                rows.append({"dataset": "x", "width": "small", "protocol": "paper", "standardize": False, "seed": 0,
+                             "fold": str(fold), "frontend": fe, "classifier": name,
+                             "accuracy": 0.2 * rank + 0.01 * rng.random(), "grid_seconds": 1.0})
+    return pd.DataFrame(rows)
+
+
+def test_agreement_of_perfect_and_reversed_rankings():
+    same = agreement(fake_rows([1, 2, 3, 4], [1, 2, 3, 4])).iloc[0]
+    assert (same.rho, same.tau, same.same_winner, same.winner_in_trained_top3) == (1.0, 1.0, True, True)
+    assert (same.rho_low, same.rho_high) == (1.0, 1.0) and same.n_units == 5 and same.n_frontends == 4
+    rev = agreement(fake_rows([4, 3, 2, 1], [1, 2, 3, 4])).iloc[0]
+    assert (rev.rho, rev.tau, rev.same_winner, rev.winner_in_trained_top3) == (-1.0, -1.0, False, False)
+    assert (rev.predictor_winner, rev.trained_winner) == ("a", "d")
+    near = agreement(fake_rows([1, 2, 4, 3], [1, 2, 3, 4])).iloc[0]          # winner 2nd in trained: top 3
+    assert near.rho == pytest.approx(0.8) and not near.same_winner and near.winner_in_trained_top3
