@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import ROOT, TINY, run_job, run_sweep
+from helpers import ROOT, TINY, run_cli, run_job, run_sweep
 
 from elmarc.report.agreement import agreement, bootstrap_interval, rank_agreement
 
-RHYTHM = [*TINY, "dataset.task=rhythm", "dataset.n_per_class=10", "recipe=tiny", "recipe.progress=false"]
+# 20 clips per class, 3 folds; a quarter of the paper's input length keeps the training to seconds
+RHYTHM = [*TINY, "dataset.task=rhythm", "dataset.n_per_class=20", "input.n_frames=344", "recipe=tiny", "recipe.progress=false"]
 
 
 def histories(cache):
@@ -32,20 +33,20 @@ def test_tiny_recipe_learns_and_the_report_compares_the_rankings(tmp_path):
         assert set(r.classifier) == {"svm", "svm@trained", "trained", "trained@1epoch"}
         assert (r.groupby("classifier").size() == 3).all()                         # 3 folds each
         trained = r[r.classifier == "trained"]
-        assert trained.accuracy.mean() > 0.4, trained                               # 4 classes: chance 0.25
+        assert trained.accuracy.mean() > {"temporal": 0.45, "7x96": 0.3}[fe], trained   # 4 classes: chance 0.25
         assert set(json.loads(s)["lr"] for s in trained.setting) == {0.003}
         assert (trained.grid_seconds > 0).all()
     for h in histories(cache):                                                      # every run lowered its loss
-        assert h[-1]["train_loss"] < h[0]["train_loss"]
+        assert min(r["train_loss"] for r in h[-3:]) < 0.9 * h[0]["train_loss"]
     # trained features: one matrix per fold, of the random features' shape
     feats = sorted((cache / "trained").rglob("features.npy"))
-    assert len(feats) == 6 and np.load(feats[0]).shape[0] == 40
+    assert len(feats) == 6 and np.load(feats[0]).shape[0] == 80
     report = (sweep / "report.md").read_text()
     assert "Random vs trained" in report and "random_vs_trained_synthetic_rhythm_small_paper.png" in report
     agree = pd.read_csv(sweep / "agreement.csv")
     assert set(agree.predictor) == {"svm", "svm@trained", "trained@1epoch"}
     assert agree.n_frontends.eq(2).all() and agree.n_units.eq(3).all()
-    assert agree.rho.abs().eq(1).all()                                              # two front-ends: +-1
+    assert np.allclose(agree.rho.abs(), 1.0)                                        # two front-ends: +-1
     fronts = pd.read_csv(sweep / "random_vs_trained.csv")
     assert (fronts.training_seconds > 0).all() and (fronts.random_seconds > 0).all()
     assert (sweep / "random_vs_trained_synthetic_rhythm_small_paper.png").stat().st_size > 5000
@@ -63,7 +64,7 @@ def test_mfcc_has_nothing_to_train(tmp_path):
         run_job([*RHYTHM, "frontend=mfcc", "stage='extract,train'"], tmp_path / "r", tmp_path / "cache")
 
 
-KILLED = [*RHYTHM, "frontend=7x96", "dataset.n_folds=2", "recipe.max_epochs=10", "recipe.patience=10",
+KILLED = [*RHYTHM, "frontend=7x96", "dataset.n_folds=2", "recipe.max_epochs=8", "recipe.patience=8",
           "stage='extract,train'"]
 
 
@@ -90,9 +91,10 @@ def test_sigkill_during_training_then_rerun_gives_the_same_weights(tmp_path):
     proc.wait()
     assert not list((cache / "trained").rglob("fold0/done.json")), "training finished before it could be killed"
     first = histories(cache)[0]
-    assert 3 <= len(first) < 10
-    run_job(KILLED, tmp_path / "r2", cache)                            # resumes from last.ckpt
-    run_job(KILLED, tmp_path / "r3", tmp_path / "clean")               # uninterrupted reference
+    assert 3 <= len(first) < 8
+    # the rerun and the uninterrupted reference in processes of their own, as the killed run was
+    run_cli([*KILLED, f"hydra.run.dir={tmp_path / 'r2'}"], cache)      # resumes from last.ckpt
+    run_cli([*KILLED, f"hydra.run.dir={tmp_path / 'r3'}"], tmp_path / "clean")
     resumed, clean = final_weights(cache), final_weights(tmp_path / "clean")
     assert resumed.keys() == clean.keys() and len(clean) == 4          # 2 folds x (best, last)
     for name in clean:

@@ -49,18 +49,17 @@ class TrainingInputs(Dataset):
 
 
 class EpochShuffle(Sampler):
-    """A permutation of the items drawn from (seed, epoch); Lightning calls set_epoch before each epoch.
+    """A permutation of the items drawn from (seed, epoch), the epoch asked of epoch_of() when an epoch's
+    iteration starts (the trainer's epoch: Lightning's set_epoch counts differently after a resume).
     Yields (position, epoch), so the dataset draws its crops from the same pair."""
 
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed, self.epoch = int(n), int(seed), 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
+    def __init__(self, n: int, seed: int, epoch_of=lambda: 0):
+        self.n, self.seed, self.epoch_of = int(n), int(seed), epoch_of
 
     def __iter__(self):
-        order = np.random.default_rng([self.seed, self.epoch, 99]).permutation(self.n)
-        return iter((int(p), self.epoch) for p in order)
+        epoch = int(self.epoch_of())
+        order = np.random.default_rng([self.seed, epoch, 99]).permutation(self.n)
+        return iter((int(p), epoch) for p in order)
 
     def __len__(self) -> int:
         return self.n

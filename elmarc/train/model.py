@@ -2,7 +2,6 @@
 dropout and a linear classifier, trained end to end (Lightning)."""
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy as np
@@ -13,6 +12,9 @@ from torch import nn
 from ..config import RecipeConfig
 from ..frontends import forms
 from ..frontends.base import Frontend
+
+
+TRAINING_FORMS, EVALUATION_FORMS = "plain", "fused"
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -63,7 +65,8 @@ def lightning_module():
         deviations, and the model barely learns (make the inputs unit-scale: recipe.input_norm).
 
         Training runs every layer's plain form (the fast forms write into buffers autograd cannot
-        follow); evaluation lets each layer pick its form, as extraction does.
+        follow); evaluation each layer's rule-based fast form: never one chosen by timing, which can
+        differ between two processes and, through float rounding, make a resumed run drift.
         """
 
         def __init__(self, frontend: Frontend, n_classes: int, recipe: RecipeConfig, lr: float, seed: int,
@@ -87,17 +90,15 @@ def lightning_module():
 
         def features(self, x: torch.Tensor) -> torch.Tensor:
             x = (x - self.input_stats[0]) / self.input_stats[1]
-            plain = forms.forced("plain") if torch.is_grad_enabled() else contextlib.nullcontext()
-            with plain:
+            with forms.forced(TRAINING_FORMS if torch.is_grad_enabled() else EVALUATION_FORMS):
                 return self.frontend(x)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.head(self.dropout(self.norm(self.features(x))))
 
-        def on_train_epoch_start(self):
-            torch.manual_seed(epoch_seed(self.seed, self.current_epoch))
-
         def training_step(self, batch, batch_idx):
+            if batch_idx == 0:          # here, not in on_train_epoch_start, which a resumed run may skip
+                torch.manual_seed(epoch_seed(self.seed, self.current_epoch))
             x, y = batch
             loss = F.cross_entropy(self(x), y)
             self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(y))

@@ -38,7 +38,7 @@ from .model import lightning_module
 
 log = logging.getLogger(__name__)
 TRAINED, PROXY = "trained", "trained@1epoch"
-KEY_FORMAT = 3
+KEY_FORMAT = 4
 
 
 def recipe_of(cfg: DictConfig) -> RecipeConfig:
@@ -93,10 +93,10 @@ class Trainer:
         self.gpu = uses_gpu(str(recipe.accelerator))
 
     # -------------------------------------------------------------------------------- data
-    def loader(self, rows: np.ndarray, train: bool) -> DataLoader:
+    def loader(self, rows: np.ndarray, train: bool, epoch_of=None) -> DataLoader:
         data = TrainingInputs(self.inputs, self.clips["index"].to_numpy()[rows], self.y[rows],
                               self.crop_len if train else None, self.seed)
-        sampler = EpochShuffle(len(rows), self.seed) if train else None
+        sampler = EpochShuffle(len(rows), self.seed, epoch_of) if train else None
         return DataLoader(data, batch_size=int(self.recipe.batch_size), sampler=sampler, shuffle=False,
                           num_workers=0, pin_memory=self.gpu)
 
@@ -121,8 +121,11 @@ class Trainer:
                 total, total_sq, count = total + float(x.sum()), total_sq + float((x * x).sum()), count + x.numel()
             in_mean = total / count
             in_std = max(np.sqrt(max(total_sq / count - in_mean ** 2, 0.0)), 1e-8)
+            from ..frontends import forms
+            from .model import EVALUATION_FORMS
+
             frontend = self.make_frontend()
-            with torch.no_grad():
+            with torch.no_grad(), forms.forced(EVALUATION_FORMS):
                 X = np.concatenate([frontend((x - in_mean) / in_std).double().numpy()
                                     for x, _ in self.loader(train_rows, False)])
         self._stats[key] = {"mean": X.mean(0), "std": X.std(0), "rms": np.sqrt((X ** 2).mean(0)),
@@ -157,15 +160,20 @@ class Trainer:
         model = self.model(lr, split["train"])
         history = History(run_dir)
         checkpoint = ModelCheckpoint(dirpath=run_dir, filename="best", monitor="val_loss", mode="min",
-                                     save_top_k=1, save_last=True, enable_version_counter=False)
+                                     save_top_k=1, enable_version_counter=False)
+        # every epoch's end, after its validation (Lightning's save_last follows the best only)
+        latest = ModelCheckpoint(dirpath=run_dir, filename="last", monitor=None, save_top_k=1,
+                                 save_on_train_epoch_end=True, enable_version_counter=False)
         trainer = pl.Trainer(
             max_epochs=int(self.recipe.max_epochs), accelerator=str(self.recipe.accelerator), devices=1,
             logger=False, enable_model_summary=False, num_sanity_val_steps=0,
             enable_progress_bar=bool(self.recipe.progress), deterministic=False,
-            callbacks=[history, EarlyStopping(monitor="val_loss", mode="min", patience=int(self.recipe.patience)), checkpoint],
+            callbacks=[history, EarlyStopping(monitor="val_loss", mode="min", patience=int(self.recipe.patience)),
+                       checkpoint, latest],
         )
         with torch.autograd.set_grad_enabled(True):
-            trainer.fit(model, self.loader(split["train"], True), self.loader(split["val"], False), ckpt_path=resume)
+            trainer.fit(model, self.loader(split["train"], True, lambda: model.current_epoch), self.loader(split["val"], False),
+                        ckpt_path=resume)
         records = history.records
         best = min(records, key=lambda r: r["val_loss"])
         summary = {"lr": lr, "epochs": len(records), "best_epoch": best["epoch"], "best_val_loss": best["val_loss"],
