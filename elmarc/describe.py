@@ -48,6 +48,8 @@ def frontend_configs(conf_dir: Path = CONF) -> dict:
 def describe(configs: dict | None = None) -> pd.DataFrame:
     rows = []
     for name, cfg in (configs or frontend_configs()).items():
+        if str(cfg.model.get("_target_", "")).endswith("HearFrontend") and not cfg.model.get("module"):
+            continue                    # the HEAR bridge describes a module only when one is named (--hear)
         widths = ["small", "large"] if cfg.get("widths") else ["any"]
         for width in widths:
             model = build_frontend(cfg, "small" if width == "any" else width, seed=0)
@@ -77,8 +79,15 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--conf", type=Path, default=CONF, help="folder of front-end configs")
     ap.add_argument("--csv", type=Path, help="also write the table as CSV")
+    ap.add_argument("--hear", action="append", default=[], metavar="MODULE[:MODEL_FILE]",
+                    help="also describe a HEAR module as a front-end (repeatable)")
     args = ap.parse_args(argv)
-    df = describe(frontend_configs(args.conf))
+    configs = frontend_configs(args.conf)
+    for spec in args.hear:
+        module, _, model_file = spec.partition(":")
+        node = OmegaConf.merge(configs["hear"], {"name": f"hear:{module}", "model": {"module": module, "model_file": model_file}})
+        configs[f"hear:{module}"] = node
+    df = describe(configs)
     print(to_markdown(df))
     if args.csv:
         df.to_csv(args.csv, index=False)

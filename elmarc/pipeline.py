@@ -15,8 +15,12 @@ from .storage import CacheWriteError, atomic_write_csv, atomic_write_text, make_
 log = logging.getLogger(__name__)
 
 
-def job_labels(cfg: DictConfig, source) -> dict:
-    return {"dataset": source.name, "frontend": str(cfg.frontend.name), "width": str(cfg.features.width)}
+def job_labels(cfg: DictConfig, source, frontend=None) -> dict:
+    """The labels of a job's rows; a HEAR module under the default name 'hear' is labelled hear:<module>."""
+    name = str(cfg.frontend.name)
+    if name == "hear" and hasattr(frontend, "module_name"):
+        name = f"hear:{frontend.module_name}"
+    return {"dataset": source.name, "frontend": name, "width": str(cfg.features.width)}
 
 
 def run_job(cfg: DictConfig, out_dir: Path) -> dict:
@@ -63,6 +67,11 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
     # the front-end first: a declared architecture that cannot work fails before any data is touched
     shape = {k: int(cfg.input[k]) for k in ("n_samples", "n_frames", "n_mels")}
     frontend = build_frontend(cfg.frontend, cfg.features.width, int(cfg.seed), shape)
+    if getattr(frontend, "pretrained", False) and int(cfg.input.sample_rate) != frontend.sample_rate:
+        # a HEAR module takes audio at its own rate: decode (and cache) the clips at that rate
+        cfg.input.sample_rate = frontend.sample_rate
+        cfg.input.f_max = min(float(cfg.input.f_max), frontend.sample_rate / 2)
+        check_rules(cfg)
     source = build_dataset(cfg.dataset)
     spec, readable = feature_spec(cfg, source, frontend)
     entry = FeatureEntry.for_spec(cache_dir, spec, readable)
@@ -79,7 +88,7 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
     if "classify" in stages or ("report" in stages and "train" not in stages):
         # report alone reads the rows the classify stage cached for this job; it never fits
         table, preds = classify(entry, OmegaConf.to_container(cfg.classifier, resolve=True), protocol,
-                                bool(cfg.classify.standardize), int(cfg.seed), job_labels(cfg, source),
+                                bool(cfg.classify.standardize), int(cfg.seed), job_labels(cfg, source, frontend),
                                 cache_dir / "results", fit="classify" in stages, n_jobs=cfg.classify.n_jobs,
                                 assignment=split_assignment(source))
         # the cost of the random evaluation: extraction (once per entry) beside the grid's seconds
@@ -91,7 +100,7 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
         from .train import train_stage
 
         table, preds = train_stage(cfg, source, lambda: build_frontend(cfg.frontend, cfg.features.width, int(cfg.seed), shape),
-                                   entry, cache_dir, job_labels(cfg, source), protocol)
+                                   entry, cache_dir, job_labels(cfg, source, frontend), protocol)
         tables.append(table)
         predictions.append(preds)
         result["trained_accuracy"] = float(table.loc[table["classifier"] == "trained", "accuracy"].astype(float).mean())

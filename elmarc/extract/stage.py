@@ -29,6 +29,7 @@ def feature_spec(cfg: DictConfig, source, frontend) -> tuple[dict, str]:
         "input": input_config(cfg).as_dict(),
         "input_kind": frontend.input_kind,
         "frontend": {"name": cfg.frontend.name, "model": OmegaConf.to_container(cfg.frontend.model, resolve=True)},
+        **({"frontend_identity": frontend.identity()} if hasattr(frontend, "identity") else {}),
         "nf": nf,
         "seed": int(cfg.seed) if seeded else None,       # weightless front-ends ignore the seed
         "precision": str(cfg.extract.precision),

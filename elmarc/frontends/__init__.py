@@ -52,9 +52,11 @@ def build_frontend(frontend_cfg: DictConfig | dict, width: str, seed: int,
         raise
     if not isinstance(model, Frontend):
         raise ConfigError(f"frontend {frontend_cfg.get('name')!r}: {type(model).__name__} is not an elmarc Frontend")
+    if getattr(model, "pretrained", False):       # a HEAR module's own weights: nothing to draw
+        return model.eval()
     return init_random_(model, seed)
 
 
 def has_weights(model: Frontend) -> bool:
-    """Front-ends without parameters (mfcc) give the same features for every seed."""
-    return any(True for _ in model.parameters())
+    """Front-ends without parameters (mfcc) or with fixed ones (a HEAR module) give the same features for every seed."""
+    return not getattr(model, "seed_free", False) and any(True for _ in model.parameters())

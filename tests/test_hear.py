@@ -1,0 +1,129 @@
+"""HEAR 2021 in both directions: elmarc's front-ends as a HEAR module, and a HEAR module as a front-end."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from helpers import TINY, compose_cfg, run_job, run_sweep
+
+import elmarc.hear as hear
+from elmarc.errors import UserError
+
+BUILT_IN = ["mfcc", "7x96", "7x86", "vgg", "timbral", "temporal", "timbral_temporal", "timbral_time",
+            "sample_level", "frame_level", "frame_level_many"]
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_every_front_end_follows_the_hear_api(name):
+    model = hear.load_model(name)
+    assert model.sample_rate == 12000 and isinstance(model.scene_embedding_size, int)
+    audio = (torch.rand(2, 7800, generator=torch.Generator().manual_seed(0)) * 2 - 1).float()   # 0.65 s
+    scene = hear.get_scene_embeddings(audio, model)
+    assert scene.shape == (2, model.scene_embedding_size) and scene.dtype == torch.float32
+    assert torch.isfinite(scene).all()
+    emb, ts = hear.get_timestamp_embeddings(audio, model)
+    assert emb.shape == (2, 3, model.timestamp_embedding_size) and emb.dtype == torch.float32
+    assert ts.shape == (2, 3) and ts[0].tolist() == [0.0, 250.0, 500.0] and (torch.diff(ts, dim=1) > 0).all()
+    # the window at 0 ms is the first half second: its embedding is that clip's scene embedding
+    first = hear.get_scene_embeddings(audio[:, :6000], model)
+    torch.testing.assert_close(emb[:, 0], first, rtol=1e-5, atol=1e-5)
+
+
+def test_model_spec_width_seed_and_declared_yaml():
+    assert hear.parse_model_spec("") == ("vgg", "small", 0)
+    assert hear.parse_model_spec("vgg:large:1") == ("vgg", "large", 1)
+    assert hear.load_model("7x96:large").scene_embedding_size == 3585
+    audio = torch.rand(1, 6000) * 2 - 1
+    a, b, c = (hear.get_scene_embeddings(audio, hear.load_model(s)) for s in ("7x96:small:0", "7x96:small:0", "7x96:small:1"))
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+    from importlib.resources import files
+
+    declared = str(files("elmarc.conf") / "frontend" / "custom.yaml")
+    assert hear.load_model(f"{declared}:small:0").scene_embedding_size == 160
+
+
+@pytest.mark.parametrize("name", ["7x96", "sample_level", "mfcc"])
+def test_scene_embeddings_are_the_cached_features(tmp_path, name):
+    from elmarc.datasets import build_dataset
+    from elmarc.extract import FeatureEntry, feature_spec
+    from elmarc.extract.audio_cache import AudioCache
+    from elmarc.extract.stage import input_config
+    from elmarc.frontends import build_frontend
+
+    overrides = [*TINY, f"frontend={name}", "stage=extract"]
+    run_job(overrides, tmp_path / "run", tmp_path / "cache")
+    cfg = compose_cfg(overrides, tmp_path / "cache")
+    source = build_dataset(cfg.dataset)
+    shape = {k: int(cfg.input[k]) for k in ("n_samples", "n_frames", "n_mels")}
+    spec, readable = feature_spec(cfg, source, build_frontend(cfg.frontend, "small", 0, shape))
+    X, _ = FeatureEntry.for_spec(tmp_path / "cache", spec, readable).load()
+    audio = AudioCache(tmp_path / "cache", source, input_config(cfg))        # the 12 kHz clips extraction read
+    model = hear.load_model(name)
+    for i in range(0, len(source), 7):
+        emb = hear.get_scene_embeddings(torch.from_numpy(audio.load(i))[None], model)
+        np.testing.assert_allclose(emb[0].numpy(), X[i], rtol=1e-4, atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- HEAR module as a front-end
+TINYMEL = ["frontend=hear", "frontend.model.module=hearmods.tinymel"]
+
+
+def test_hear_module_beside_random_front_ends_to_the_report(tmp_path):
+    cache = tmp_path / "cache"
+    jobs = [[*TINY, "dataset.task=timbre", *front, f"seed={s}"] for front in (TINYMEL, ["frontend=7x96"]) for s in (0, 1)]
+    sweep = run_sweep(jobs, tmp_path / "sweep", cache)
+    rows = pd.read_csv(sweep / "results.csv")
+    assert set(rows.frontend) == {"hear:hearmods.tinymel", "7x96"}
+    mod = rows[rows.frontend == "hear:hearmods.tinymel"]
+    assert set(mod.seeded.astype(str)) == {"False"}                      # a module's weights are its own: no seed
+    assert mod.accuracy.mean() > 0.5                                     # 4 timbres: chance 0.25
+    assert "hear:hearmods.tinymel" in (sweep / "report.md").read_text()
+    entries = sorted(p.name for p in (cache / "features").iterdir())
+    assert len(entries) == 3 and sum("hear" in e for e in entries) == 1  # one entry for both seeds
+    audio = sorted(p.name for p in (cache / "audio").iterdir())
+    assert len(audio) == 2                                               # clips decoded at 16 kHz for it, 12 kHz for 7x96
+    import json
+
+    spec = json.loads(next(p for p in (cache / "features").iterdir() if "hear" in p.name).joinpath("spec.json").read_text())
+    assert spec["frontend_identity"]["module"] == "hearmods.tinymel" and spec["frontend_identity"]["version"] == "0.1"
+    assert spec["input"]["sample_rate"] == 16000
+
+
+def test_model_file_hash_is_in_the_key(tmp_path):
+    from elmarc.datasets import build_dataset
+    from elmarc.extract import feature_spec
+    from elmarc.frontends import build_frontend
+
+    keys = []
+    for seed_text in ("1", "2"):
+        f = tmp_path / f"weights{seed_text}.txt"
+        f.write_text(seed_text)
+        cfg = compose_cfg([*TINY, *TINYMEL, f"frontend.model.model_file={f}"])
+        frontend = build_frontend(cfg.frontend, "small", 0)
+        keys.append(feature_spec(cfg, build_dataset(cfg.dataset), frontend)[0]["frontend_identity"]["model_file_sha256"])
+    assert keys[0] != keys[1] and all(len(k) == 64 for k in keys)
+
+
+@pytest.mark.parametrize("defect,message", [("shape", r"shape \(1, 7\).*\(1, scene_embedding_size=8\)"),
+                                            ("dtype", "torch.float64; the API needs torch.float32"),
+                                            ("nan", "NaN or infinite")])
+def test_a_module_that_breaks_the_api_gets_a_clear_error_and_no_cache_entry(tmp_path, defect, message):
+    f = tmp_path / "defect.txt"
+    f.write_text(defect)
+    with pytest.raises(UserError, match=message) as info:
+        run_job([*TINY, "frontend=hear", "frontend.model.module=hearmods.broken", f"frontend.model.model_file={f}"],
+                tmp_path / "run", tmp_path / "cache")
+    assert "hearmods.broken" in str(info.value)
+    assert not (tmp_path / "cache" / "features").exists() or not any((tmp_path / "cache" / "features").iterdir())
+
+
+def test_a_module_that_does_not_import_is_named(tmp_path):
+    with pytest.raises(UserError, match="'no_such_hear_module' cannot be imported"):
+        run_job([*TINY, "frontend=hear", "frontend.model.module=no_such_hear_module"], tmp_path / "run", tmp_path / "cache")
+
+
+def test_describe_names_a_hear_module(capsys):
+    from elmarc.describe import main
+
+    main(["--hear", "hearmods.tinymel"])
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "hear:hearmods.tinymel" in ln)
+    assert "| 24 | 768 |" in line                                          # 24 features, a 32 x 24 projection
