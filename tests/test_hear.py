@@ -3,10 +3,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import TINY, compose_cfg, run_job, run_sweep
 
 import elmarc.hear as hear
 from elmarc.errors import UserError
+
+from helpers import TINY, compose_cfg, run_job, run_sweep
 
 BUILT_IN = ["mfcc", "7x96", "7x86", "vgg", "timbral", "temporal", "timbral_temporal", "timbral_time",
             "sample_level", "frame_level", "frame_level_many"]

@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import ROOT, TINY, run_cli, run_job, run_sweep
 
 from elmarc.report.agreement import agreement, bootstrap_interval, rank_agreement
+
+from helpers import ROOT, TINY, run_cli, run_job, run_sweep
 
 # 20 clips per class, 3 folds; a quarter of the paper's input length keeps the training to seconds
 RHYTHM = [*TINY, "dataset.task=rhythm", "dataset.n_per_class=20", "input.n_frames=344", "recipe=tiny", "recipe.progress=false"]

@@ -13,7 +13,6 @@ from ..config import RecipeConfig
 from ..frontends import forms
 from ..frontends.base import Frontend
 
-
 TRAINING_FORMS, EVALUATION_FORMS = "plain", "fused"
 
 
