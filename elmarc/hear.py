@@ -90,12 +90,21 @@ class ElmarcHearModel(nn.Module):
         return torch.cat(outs) if outs else torch.zeros(0, self.scene_embedding_size)
 
 
-def load_model(model_file_path: str = "", hop_ms: float = TIMESTAMP_HOP_MS, window_ms: float = TIMESTAMP_WINDOW_MS) -> ElmarcHearModel:
-    """model_file_path names the front-end, width and seed: 'front-end[:width[:seed]]' (default vgg:small:0)."""
+def load_model(model_file_path: str = "", hop_ms: float = TIMESTAMP_HOP_MS, window_ms: float = TIMESTAMP_WINDOW_MS,
+               frontend: str | None = None, width: str | None = None, seed: int | None = None) -> ElmarcHearModel:
+    """model_file_path names the front-end, width and seed: 'front-end[:width[:seed]]' (default vgg:small:0);
+    a declared front-end's YAML path (optionally ':width:seed'); or a text file holding such a spec (runners
+    such as hear-eval-kit's accept only existing files as --model). frontend/width/seed override it (a
+    runner's --model-options)."""
     from .config import InputConfig
     from .frontends import build_frontend
 
-    name, width, seed = parse_model_spec(model_file_path)
+    spec = str(model_file_path or "")
+    as_file = Path(spec).expanduser()
+    if spec and as_file.is_file() and not spec.endswith((".yaml", ".yml")):
+        spec = as_file.read_text().strip()
+    name, width_, seed_ = parse_model_spec(spec)
+    name, width, seed = frontend or name, width or width_, int(seed if seed is not None else seed_)
     cfg = InputConfig()
     shape = {"n_samples": cfg.n_samples, "n_frames": cfg.n_frames, "n_mels": cfg.n_mels}
     frontend = build_frontend(frontend_config(name), width, seed, shape)

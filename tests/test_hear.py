@@ -29,7 +29,7 @@ def test_every_front_end_follows_the_hear_api(name):
     torch.testing.assert_close(emb[:, 0], first, rtol=1e-5, atol=1e-5)
 
 
-def test_model_spec_width_seed_and_declared_yaml():
+def test_model_spec_width_seed_and_declared_yaml(tmp_path):
     assert hear.parse_model_spec("") == ("vgg", "small", 0)
     assert hear.parse_model_spec("vgg:large:1") == ("vgg", "large", 1)
     assert hear.load_model("7x96:large").scene_embedding_size == 3585
@@ -40,6 +40,11 @@ def test_model_spec_width_seed_and_declared_yaml():
 
     declared = str(files("elmarc.conf") / "frontend" / "custom.yaml")
     assert hear.load_model(f"{declared}:small:0").scene_embedding_size == 160
+    spec_file = tmp_path / "model.txt"                  # what hear-eval-kit's runner passes as --model
+    spec_file.write_text("7x96:small:1\n")
+    assert torch.equal(hear.get_scene_embeddings(audio, hear.load_model(str(spec_file))), c)
+    keywords = hear.load_model(frontend="7x96", seed=1)                 # its --model-options
+    assert keywords.spec == "7x96:small:1" and torch.equal(hear.get_scene_embeddings(audio, keywords), c)
 
 
 @pytest.mark.parametrize("name", ["7x96", "sample_level", "mfcc"])
