@@ -118,7 +118,8 @@ def protocol_tests(folds: pd.DataFrame, best: str) -> dict[str, dict]:
     ratio = float(np.nanmean(folds["ratio"])) if folds["ratio"].notna().any() else 0.0
     out, raw = {}, {}
     for fe, d in by_fe.items():
-        out[fe] = {"ci": corrected_interval(d["accuracy"].to_numpy(), ratio), "p_corrected": 1.0 if fe == best else np.nan}
+        low, high = corrected_interval(d["accuracy"].to_numpy(), ratio)      # an accuracy stays within [0, 1]
+        out[fe] = {"ci": (max(low, 0.0), min(high, 1.0)), "p_corrected": 1.0 if fe == best else np.nan}
         if fe == best:
             continue
         a, b = by_fe[best], d
