@@ -64,6 +64,12 @@ def describe(configs: dict | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def hear_config(spec: str, base) -> tuple[str, object]:
+    """'module[:model_file]' -> (row name, the hear front-end config naming that module)."""
+    module, _, model_file = spec.partition(":")
+    return f"hear:{module}", OmegaConf.merge(base, {"name": f"hear:{module}", "model": {"module": module, "model_file": model_file}})
+
+
 def to_markdown(df: pd.DataFrame) -> str:
     lines = ["| front-end | width | input | nf | features | parameters | MACs / clip |",
              "|---|---|---|---|---|---|---|"]
@@ -83,10 +89,7 @@ def main(argv=None) -> int:
                     help="also describe a HEAR module as a front-end (repeatable)")
     args = ap.parse_args(argv)
     configs = frontend_configs(args.conf)
-    for spec in args.hear:
-        module, _, model_file = spec.partition(":")
-        node = OmegaConf.merge(configs["hear"], {"name": f"hear:{module}", "model": {"module": module, "model_file": model_file}})
-        configs[f"hear:{module}"] = node
+    configs.update(hear_config(spec, configs["hear"]) for spec in args.hear)
     df = describe(configs)
     print(to_markdown(df))
     if args.csv:

@@ -127,9 +127,9 @@ def test_a_module_that_does_not_import_is_named(tmp_path):
         run_job([*TINY, "frontend=hear", "frontend.model.module=no_such_hear_module"], tmp_path / "run", tmp_path / "cache")
 
 
-def test_describe_names_a_hear_module(capsys):
-    from elmarc.describe import main
+def test_describe_names_a_hear_module():
+    from elmarc.describe import describe, frontend_configs, hear_config, to_markdown
 
-    main(["--hear", "hearmods.tinymel"])
-    line = next(ln for ln in capsys.readouterr().out.splitlines() if "hear:hearmods.tinymel" in ln)
+    table = to_markdown(describe(dict([hear_config("hearmods.tinymel", frontend_configs()["hear"])])))
+    line = next(ln for ln in table.splitlines() if "hear:hearmods.tinymel" in ln)
     assert "| 24 | 768 |" in line                                          # 24 features, a 32 x 24 projection

@@ -179,7 +179,7 @@ def test_same_command_twice_same_rows(tmp_path):
     args = [*TINY, "frontend=timbral", "classifier=elm", "protocol=nested"]
     run_job(args, tmp_path / "a", tmp_path / "c1")
     run_job(args, tmp_path / "b", tmp_path / "c2")        # recomputed from scratch
-    a, b = (pd.read_csv(tmp_path / d / "results.csv").drop(columns=["grid_seconds"]) for d in "ab")
+    a, b = (pd.read_csv(tmp_path / d / "results.csv").drop(columns=["grid_seconds", "extract_seconds"]) for d in "ab")
     pd.testing.assert_frame_equal(a, b)
     fa = np.load(next((tmp_path / "c1" / "features").iterdir()) / "features.npy")
     fb = np.load(next((tmp_path / "c2" / "features").iterdir()) / "features.npy")
@@ -213,7 +213,8 @@ def mistake_text(override) -> str:
     ("extract.compile=maybe", ["extract.compile", "maybe"]),
     ("input.f_max=9000", ["input.f_max=9000", "Nyquist"]),
     ("input.resampler=linear", ["input.resampler", "linear", "soxr_hq", "polyphase"]),
-    ("stage=train", ["stage='train'", "extract", "classify", "report"]),
+    ("stage=fit", ["stage='fit'", "extract", "classify", "train", "report"]),
+    ("recipe.lrs=[0]", ["recipe.lrs", "positive"]),
     ("dataset.rooot=/x", ["dataset.rooot"]),                     # a misspelt key
     ("classifier.gamma=[1]", ["classifier.gamma"]),
     ("extract.batchsize=4", ["extract.batchsize"]),
