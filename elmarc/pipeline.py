@@ -92,7 +92,7 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
                                 cache_dir / "results", fit="classify" in stages, n_jobs=cfg.classify.n_jobs,
                                 assignment=split_assignment(source))
         # the cost of the random evaluation: extraction (once per entry) beside the grid's seconds
-        table["extract_seconds"] = entry.info().get("extract_seconds", "") if entry.is_complete() else ""
+        table["extract_seconds"] = extraction_seconds(entry)
         tables.append(table)
         predictions.append(preds)
         result["accuracy"] = float(table["accuracy"].astype(float).mean())
@@ -108,6 +108,16 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
         atomic_write_csv(out_dir / "predictions.csv", pd.concat(predictions, ignore_index=True))
         atomic_write_csv(out_dir / "results.csv", pd.concat(tables, ignore_index=True))
     return result
+
+
+def extraction_seconds(entry) -> float:
+    """Seconds to extract every clip of the entry, from its measured rate (a resumed extraction timed only
+    its last part); NaN when no rate was measured (nothing extracted in the run that finished it)."""
+    if not entry.is_complete():
+        return float("nan")
+    info = entry.info()
+    rate = float(info.get("clips_per_second") or 0.0)
+    return round(info["n_clips"] / rate, 3) if rate > 0 else float("nan")
 
 
 def split_assignment(source) -> pd.DataFrame:
