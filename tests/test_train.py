@@ -14,7 +14,7 @@ import torch
 
 from elmarc.report.agreement import agreement, bootstrap_interval, rank_agreement
 
-from helpers import ROOT, TINY, run_cli, run_job, run_sweep
+from helpers import ROOT, TINY, run_job, run_sweep
 
 # 20 clips per class, 3 folds; a quarter of the paper's input length keeps the training to seconds
 RHYTHM = [*TINY, "dataset.task=rhythm", "dataset.n_per_class=20", "input.n_frames=344", "recipe=tiny", "recipe.progress=false"]
@@ -93,9 +93,8 @@ def test_sigkill_during_training_then_rerun_gives_the_same_weights(tmp_path):
     assert not list((cache / "trained").rglob("fold0/done.json")), "training finished before it could be killed"
     first = histories(cache)[0]
     assert 3 <= len(first) < 8
-    # the rerun and the uninterrupted reference in processes of their own, as the killed run was
-    run_cli([*KILLED, f"hydra.run.dir={tmp_path / 'r2'}"], cache)      # resumes from last.ckpt
-    run_cli([*KILLED, f"hydra.run.dir={tmp_path / 'r3'}"], tmp_path / "clean")
+    run_job(KILLED, tmp_path / "r2", cache)                            # resumes from last.ckpt
+    run_job(KILLED, tmp_path / "r3", tmp_path / "clean")               # uninterrupted reference, in this process
     resumed, clean = final_weights(cache), final_weights(tmp_path / "clean")
     assert resumed.keys() == clean.keys() and len(clean) == 4          # 2 folds x (best, last)
     for name in clean:
