@@ -11,14 +11,13 @@ is the trained winner and whether it is in the trained top 3; and the cost of ea
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..storage import atomic_write_bytes
+from .plots import save_png
 
 TRAINED, PROXY = "trained", "trained@1epoch"
 PLACE = ["dataset", "width", "protocol"]
@@ -163,12 +162,7 @@ def scatter(table: pd.DataFrame, place: dict, predictor: str, path: Path) -> Pat
     ax.set_ylabel("trained end to end: accuracy (%)")
     ax.set_title(f"{place['dataset']} · {place['width']} · {place['protocol']}")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    atomic_write_bytes(path, buf.getvalue())
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def markdown_section(agree: pd.DataFrame, fronts: pd.DataFrame, figures: list[Path]) -> list[str]:

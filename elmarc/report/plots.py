@@ -36,9 +36,16 @@ def bar_chart(summary: pd.DataFrame, title: str, path: Path) -> Path:
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
+    return save_png(fig, path)
+
+
+def save_png(fig, path: Path, dpi: int = 110) -> Path:
+    """Lay out, write atomically as PNG, and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=dpi)
     atomic_write_bytes(path, buf.getvalue())
     plt.close(fig)
     return path
