@@ -140,6 +140,7 @@ class RecipeConfig:
     split_seed: int = 0                # the validation carve-out; never the job's seed (same for every front-end)
     accelerator: Accelerator = Accelerator.auto
     progress: bool = True
+    input_memory_mib: int = 1024       # inputs kept in memory up to this size (0: made again each epoch); not in the key
 
 
 @dataclass

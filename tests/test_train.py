@@ -94,7 +94,8 @@ def test_sigkill_during_training_then_rerun_gives_the_same_weights(tmp_path):
     first = histories(cache)[0]
     assert 3 <= len(first) < 8
     run_job(KILLED, tmp_path / "r2", cache)                            # resumes from last.ckpt
-    run_job(KILLED, tmp_path / "r3", tmp_path / "clean")               # uninterrupted reference, in this process
+    # uninterrupted reference, in this process, its inputs made again at every use instead of kept in memory
+    run_job([*KILLED, "recipe.input_memory_mib=0"], tmp_path / "r3", tmp_path / "clean")
     resumed, clean = final_weights(cache), final_weights(tmp_path / "clean")
     assert resumed.keys() == clean.keys() and len(clean) == 4          # 2 folds x (best, last)
     for name in clean:
@@ -104,6 +105,28 @@ def test_sigkill_during_training_then_rerun_gives_the_same_weights(tmp_path):
     b = pd.read_csv(tmp_path / "r3" / "results.csv")
     assert a.accuracy.tolist() == b.accuracy.tolist()
     assert [len(h) for h in histories(cache)] == [len(h) for h in histories(tmp_path / "clean")]
+
+
+def test_kept_inputs_are_the_made_ones_within_the_budget():
+    from elmarc.train.data import KeptInputs
+
+    class Made:
+        source, calls = None, 0
+
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):
+            Made.calls += 1
+            return i, torch.full((10, 4), float(i)), ""        # 160 bytes each
+
+    kept = KeptInputs(Made(), budget_mib=400 / 2 ** 20)         # room for two inputs
+    for _ in range(2):
+        for i in range(5):
+            j, x, reason = kept[i]
+            assert j == i and reason == "" and torch.equal(x, torch.full((10, 4), float(i)))
+    assert sorted(kept.kept) == [0, 1] and kept.used == 320
+    assert Made.calls == 5 + 3                                  # the second pass made only the three not kept
 
 
 # ----------------------------------------------------------------------------- rank agreement

@@ -23,11 +23,34 @@ def crop_length(full: int, fraction: float | None, fits) -> int:
     return length if fits(length) else full
 
 
+class KeptInputs:
+    """ClipInputs whose items are kept in memory after their first use, up to budget_mib (beyond it they are
+    made again at each use, so memory stays bounded in the number of clips). A log-mel input costs more to
+    make than a small model's training step on a GPU; the values are the same either way."""
+
+    def __init__(self, inputs: ClipInputs, budget_mib: float):
+        self.inputs, self.source = inputs, inputs.source
+        self.budget, self.used, self.kept = int(float(budget_mib) * 2 ** 20), 0, {}
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, i: int):
+        item = self.kept.get(int(i))
+        if item is None:
+            item = self.inputs[int(i)]
+            x = item[1]
+            size = 0 if x is None else x.numel() * x.element_size()
+            if x is not None and self.used + size <= self.budget:
+                self.kept[int(i)], self.used = item, self.used + size
+        return item
+
+
 class TrainingInputs(Dataset):
     """item (position, epoch) -> (input tensor, label index); a random crop of crop_len along time when shorter
     than the input. Clips the extract stage could not read never reach here (the splits hold usable clips)."""
 
-    def __init__(self, inputs: ClipInputs, clip_index: np.ndarray, labels: np.ndarray, crop_len: int | None, seed: int):
+    def __init__(self, inputs: ClipInputs | KeptInputs, clip_index: np.ndarray, labels: np.ndarray, crop_len: int | None, seed: int):
         self.inputs, self.clip_index, self.labels = inputs, np.asarray(clip_index), np.asarray(labels, np.int64)
         self.crop_len, self.seed = crop_len, int(seed)
 

@@ -33,7 +33,7 @@ from ..classify.stage import RESULT_COLUMNS, cached_rows, fit_rows
 from ..config import RecipeConfig
 from ..errors import UserError
 from ..storage import atomic_write_csv, atomic_write_text, make_dirs, manifest, move_aside, stable_hash, verify
-from .data import EpochShuffle, TrainingInputs, crop_length
+from .data import EpochShuffle, KeptInputs, TrainingInputs, crop_length
 from .model import lightning_module
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def recipe_of(cfg: DictConfig) -> RecipeConfig:
 def recipe_key(recipe: RecipeConfig) -> dict:
     """What in the recipe changes the weights (not the device or the progress bar)."""
     d = OmegaConf.to_container(OmegaConf.structured(recipe), resolve=True)
-    for k in ("accelerator", "progress", "name"):
+    for k in ("accelerator", "progress", "name", "input_memory_mib"):
         d.pop(k, None)
     return {k: (str(v) if hasattr(v, "value") else v) for k, v in d.items()}
 
@@ -83,7 +83,7 @@ class Trainer:
         self.y = clips["label"].map({c: i for i, c in enumerate(self.classes)}).to_numpy(np.int64)
         probe = make_frontend()
         self.kind = probe.input_kind
-        self.inputs = ClipInputs(source, self.kind, input_cfg, "skip")
+        self.inputs = KeptInputs(ClipInputs(source, self.kind, input_cfg, "skip"), recipe.input_memory_mib)
         full = int(input_cfg.n_samples if self.kind == "waveform" else input_cfg.n_frames)
         self.crop_len = crop_length(full, recipe.crop, lambda n: _runs_on(probe, self.kind, n, input_cfg.n_mels))
         if recipe.crop is not None and self.crop_len == full:
@@ -91,6 +91,7 @@ class Trainer:
         from ..extract.inputs import uses_gpu
 
         self.gpu = uses_gpu(str(recipe.accelerator))
+        self.device = torch.device("cuda") if self.gpu else torch.device("cpu")
 
     # -------------------------------------------------------------------------------- data
     def loader(self, rows: np.ndarray, train: bool, epoch_of=None) -> DataLoader:
@@ -124,9 +125,9 @@ class Trainer:
             from ..frontends import forms
             from .model import EVALUATION_FORMS
 
-            frontend = self.make_frontend()
+            frontend = self.make_frontend().to(self.device)
             with torch.no_grad(), forms.forced(EVALUATION_FORMS):
-                X = np.concatenate([frontend((x - in_mean) / in_std).double().numpy()
+                X = np.concatenate([frontend((x.to(self.device) - in_mean) / in_std).double().cpu().numpy()
                                     for x, _ in self.loader(train_rows, False)])
         self._stats[key] = {"mean": X.mean(0), "std": X.std(0), "rms": np.sqrt((X ** 2).mean(0)),
                             "in_mean": float(in_mean), "in_std": float(in_std)}
@@ -200,7 +201,7 @@ class Trainer:
     @torch.no_grad()
     def outputs(self, model, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(predicted class index, feature vectors) of the clips at rows, whole inputs, in batches."""
-        device = torch.device("cuda") if self.gpu else torch.device("cpu")
+        device = self.device
         model = model.to(device)
         preds, feats = [], []
         for x, _ in self.loader(rows, False):
