@@ -88,3 +88,46 @@ def test_two_classes_use_libsvms_sign(crawl):
     ours = fit_predict(K, yb[tb], Ke, 8.0, budget=1000 * 80)
     assert ours.exact_pairs == 1
     np.testing.assert_array_equal(ours.predictions, reference)
+
+
+def test_working_set_solve_is_the_whole_pairs_optimum(monkeypatch):
+    from elmarc.classify import ovo
+
+    X, y = ill_conditioned(n=600, dim=40, seed=3)               # pairs of 320 training clips
+    train = np.arange(len(y)) % 5 != 0
+    pair = np.isin(y, ["c0", "c1"])
+    Xp, yp = X[pair & train], np.where(y[pair & train] == "c0", 1.0, -1.0)
+    Xe = X[pair & ~train]
+    K, Ke = Xp @ Xp.T, Xe @ Xp.T
+    sizes = []
+    solve = ovo._qp
+    monkeypatch.setattr(ovo, "_qp", lambda K_, y_, C_: (sizes.append(len(y_)), solve(K_, y_, C_))[1])
+    for C in (0.1, 2.0, 32.0):
+        whole_coef, whole_b = ovo.pair_dual(K, yp, C)
+        stopped = SVC(kernel="precomputed", C=C, max_iter=2000).fit(K, yp)
+        # a stopped SMO's support vectors, and a poor start (the first 20 clips): violators join until none is left
+        for start in (ovo.smo_support(stopped, 0), np.arange(20)):
+            sizes.clear()
+            coef, b = ovo.pair_dual(K, yp, C, start)
+            if C > 1:                                            # few support vectors: never the whole pair
+                assert max(sizes) < len(yp) / 2, sizes
+            whole, ours = Ke @ whole_coef + whole_b, Ke @ coef + b
+            np.testing.assert_allclose(ours, whole, atol=1e-5 * np.abs(whole).max())
+            np.testing.assert_array_equal(np.sign(ours), np.sign(whole))
+            margins = yp * (K @ coef + b)                        # the optimality conditions on every clip
+            alpha = coef * yp
+            assert (margins[alpha < 1e-9 * C] >= 1 - 1e-5).all() and (margins[alpha > C * (1 - 1e-9)] <= 1 + 1e-5).all()
+
+
+def test_smo_support_reads_libsvms_layout():
+    from elmarc.classify.ovo import smo_support
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((90, 3)) + np.repeat(np.eye(3) * 2, 30, axis=0)
+    y = np.repeat(["a", "b", "c"], 30)
+    K = X @ X.T
+    clf = SVC(kernel="precomputed", C=1.0).fit(K, y)
+    for p, (i, j) in enumerate([("a", "b"), ("a", "c"), ("b", "c")]):
+        two = np.isin(y, [i, j])
+        alone = SVC(kernel="precomputed", C=1.0).fit(K[np.ix_(two, two)], y[two])   # the pair by itself
+        np.testing.assert_array_equal(np.sort(smo_support(clf, p)), np.flatnonzero(two)[np.sort(alone.support_)])
