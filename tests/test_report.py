@@ -63,6 +63,18 @@ def test_report_files_and_paper_column(tmp_path):
     assert "frontend=bad" in text and "ValueError: boom" in text
     assert (tmp_path / "plot_gtzan_large_paper_raw.png").is_file()
     assert len(pd.read_csv(tmp_path / "results.csv")) == len(rows)
+    assert "pairwise p-values (the paper's t-test over seeds)" in text
+
+
+def test_one_seed_has_no_table_of_empty_pairwise_p_values(tmp_path):
+    rows, _ = fabricated_rows()
+    job = tmp_path / "0"
+    job.mkdir()
+    rows[rows.seed == 0].to_csv(job / "results.csv", index=False)
+    (job / "status.json").write_text('{"status": "ok", "overrides": ["frontend=vgg"]}')
+    write_report(tmp_path, print_summary=False)
+    text = (tmp_path / "report.md").read_text()
+    assert "| **vgg** | 60.00 ± n/a | " in text and "pairwise p-values" not in text
 
 
 def test_a_seed_free_run_is_counted_once_and_tested_as_one_value():
