@@ -5,7 +5,8 @@ temporal front-end's, say) the linear kernel's dual is so ill-conditioned that S
 hundreds of millions of iterations at large C. Here libsvm runs with an iteration budget per
 pair; a pair that exhausts it is solved again by an interior-point method (cvxopt's QP solver:
 a maintained library, and one whose iteration count hardly depends on the conditioning) to
-the optimum of the same problem. SMO's own stopping rule (KKT violation under tol) can leave
+the optimum of the same problem, on a working set grown from SMO's support vectors (pair_dual).
+SMO's own stopping rule (KKT violation under tol) can leave
 it short of that optimum on such problems, so these answers can differ from what libsvm would
 have returned; the caller reports them. The votes are counted as libsvm counts them.
 """
