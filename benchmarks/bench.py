@@ -519,7 +519,7 @@ def bench_classify(n: int, dim: int, folds: int, timed_folds: int, n_jobs: int, 
                      "max_iter": max_iter, "paper_sweep_paper_protocol_h": round(jobs * folds * per_fold / 3600, 1),
                      "paper_sweep_with_nested_h": round(jobs * (folds + folds * (folds - 1)) * per_fold / 3600, 1)})
         print(f"  {name}: {n} x {dim}, {timed_folds} of {folds} folds in {seconds:.1f} s -> {per_fold * folds:.0f} s "
-              f"for {folds} folds; capped fits {int(capped.sum())}/{capped.size}; projected US8K large-width sweep "
+              f"for {folds} folds; capped fits {int(capped.sum())}/{capped.size}, exact {int(res.exact.sum())}; projected US8K large-width sweep "
               f"({jobs} grids): {rows[-1]['paper_sweep_paper_protocol_h']} h with the paper protocol, "
               f"{rows[-1]['paper_sweep_with_nested_h']} h with nested too", flush=True)
     return pd.DataFrame(rows)
