@@ -57,3 +57,23 @@ def test_cli_on_gpu_gives_the_cpu_features(tmp_path):
     (gpu_file,) = glob.glob(str(tmp_path / "cache_gpu" / "features" / "*" / "features.npy"))
     cpu, gpu = np.load(cpu_file), np.load(gpu_file)
     assert cpu.shape == gpu.shape and np.abs(gpu - cpu).max() <= 1e-4 * np.abs(cpu).max()
+
+
+def _train_on(accelerator, tmp_path):
+    from helpers import run_job
+
+    rhythm = [*TINY, "dataset.task=rhythm", "dataset.n_per_class=8", "input.n_frames=344", "recipe=tiny",
+              "recipe.progress=false", "recipe.max_epochs=2", "frontend=temporal", "stage='extract,train'",
+              f"recipe.accelerator={accelerator}"]
+    run_job(rhythm, tmp_path / accelerator, tmp_path / f"cache_{accelerator}")
+    import pandas as pd
+
+    return pd.read_csv(tmp_path / accelerator / "results.csv")
+
+
+@cuda
+def test_the_train_stage_runs_on_the_gpu(tmp_path):
+    rows = _train_on("gpu", tmp_path)          # the same call with "cpu" is what tests/test_train.py runs
+    trained = rows[rows.classifier == "trained"]
+    assert len(trained) == 3 and trained.accuracy.between(0, 1).all() and (trained.grid_seconds > 0).all()
+    assert set(rows.classifier) == {"trained", "trained@1epoch", "svm@trained"}
