@@ -14,6 +14,9 @@ Sections (``--only`` picks some):
   cachecheck the cache integrity check (size + XXH3-128) against reading the payload
   classify  the classifier stage at the paper's largest scale (UrbanSound8K: 8732 x 3584, 10 folds),
             timed on a subset of folds and projected
+  ceiling   each front-end's GEMM ceiling: torch.mm timed at every convolution's im2col shape (the
+            batch extraction uses), as a fraction of the matmul rate: what a convolution form built
+            on a matrix product can reach on this host, beside what extraction reaches
 Writes bench/<section>.csv and bench/bench.md and prints them.
 """
 from __future__ import annotations
@@ -34,7 +37,7 @@ from elmarc.describe import conv_macs, frontend_configs, paper_example
 from elmarc.extract.inputs import frontend_batch_size, resolve_workers
 from elmarc.frontends import build_frontend
 
-SECTIONS = ("extract", "e2e", "decode", "svmgrid", "svmconv", "cachecheck", "classify")
+SECTIONS = ("extract", "ceiling", "e2e", "decode", "svmgrid", "svmconv", "cachecheck", "classify")
 
 
 # ----------------------------------------------------------------------------- machine facts
@@ -169,6 +172,69 @@ def bench_extract(widths, names, min_seconds: float, mm: float, dev, precision: 
                     print(f"      chose {forms.choices()[key]:<10} for {key}: "
                           + ", ".join(f"{f} {t * 1e3:.2f} ms" for f, t in secs.items()), flush=True)
                 forms.reset()
+    return pd.DataFrame(rows)
+
+
+def conv_gemm_shapes(model: torch.nn.Module, example: torch.Tensor) -> list[tuple[int, int, int]]:
+    """(M, K, N) of each convolution's im2col matrix product, from a plain forward on meta tensors:
+    M output positions x batch, K input channels x kernel size (per group), N output channels (per group);
+    a grouped convolution counts as that many products."""
+    import math
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from elmarc.frontends.ops import direct_convolution
+
+    calls = []
+
+    class Convolutions(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if func is torch.ops.aten.convolution.default:
+                weight, groups = args[1], int(args[8])
+                m, k, n = out.shape[0] * math.prod(out.shape[2:]), math.prod(weight.shape[1:]), weight.shape[0] // groups
+                calls.extend([(m, k, n)] * groups)
+            return out
+
+    with direct_convolution(), torch.no_grad(), Convolutions():
+        model(example)
+    return calls
+
+
+def matmul_seconds(m: int, k: int, n: int, dev, min_seconds: float = 0.2) -> float:
+    a, b = torch.randn(m, k, device=dev), torch.randn(k, n, device=dev)
+    torch.mm(a, b)
+    sync(dev)
+    count, t0 = 0, time.perf_counter()
+    while True:
+        torch.mm(a, b)
+        sync(dev)
+        count += 1
+        if time.perf_counter() - t0 >= min_seconds:
+            return (time.perf_counter() - t0) / count
+
+
+def bench_ceiling(widths, names, mm: float, dev) -> pd.DataFrame:
+    """Per front-end x width: the rate torch.mm reaches on its convolutions' im2col shapes, one batch."""
+    rows = []
+    for name, cfg in frontend_configs().items():
+        if (names and name not in names) or not cfg.get("widths"):
+            continue
+        for width in widths:
+            model = build_frontend(cfg, width, seed=0).to("meta")
+            batch = frontend_batch_size(cfg, width, dev.type == "cuda")
+            example = paper_example(model.input_kind)
+            shapes = conv_gemm_shapes(model, example.expand(batch, *example.shape[1:]))
+            macs = sum(m * k * n for m, k, n in shapes)
+            seconds = sum(matmul_seconds(m, k, n, dev) for m, k, n in shapes)
+            gflops = 2 * macs / seconds / 1e9
+            worst = min(shapes, key=lambda s: 2 * s[0] * s[1] * s[2] / matmul_seconds(*s, dev, 0.05))
+            rows.append({"frontend": name, "width": width, "batch": batch, "convolutions": len(shapes),
+                         "gemm_gflop_per_s": round(gflops, 1), "gemm_fraction_of_matmul": round(gflops / mm, 3),
+                         "slowest_shape_MxKxN": "x".join(map(str, worst))})
+            print(f"  {name:<18} {width:<5} batch {batch:<3} {len(shapes):2d} convolutions: matrix products at their "
+                  f"im2col shapes {gflops:7.1f} GFLOP/s = {100 * gflops / mm:5.1f}% of matmul (slowest shape "
+                  f"{rows[-1]['slowest_shape_MxKxN']})", flush=True)
     return pd.DataFrame(rows)
 
 
@@ -594,6 +660,12 @@ def main(argv=None) -> int:
                            args.precision, args.gpu_batch_only, args.compile, tuple(args.conv_forms.split(",")))
         df.to_csv(args.out / "extract.csv", index=False)
         md += ["## Front-ends on 29-s inputs (in memory)", "", markdown_table(df), ""]
+    if "ceiling" in sections:
+        print("ceiling: matrix products at each convolution's im2col shape", flush=True)
+        df = bench_ceiling(args.widths.split(","), set(filter(None, args.frontends.split(","))), mm, dev)
+        df.to_csv(args.out / "ceiling.csv", index=False)
+        md += ["## GEMM ceiling: torch.mm at each convolution's im2col shape (what a form built on a matrix product "
+               "can reach here)", "", markdown_table(df), ""]
     if "e2e" in sections:
         print("e2e: extraction from files vs in memory", flush=True)
         df = bench_e2e(args.e2e_clips, dev, [("vgg", "large"), ("7x86", "large"), ("vgg", "small")], args.workers,
