@@ -94,6 +94,9 @@ def pair_dual(K: np.ndarray, y: np.ndarray, C: float, start: np.ndarray | None =
     work = np.zeros(m, bool)
     if start is not None:
         work[np.asarray(start, dtype=int)] = True
+        for side in (1.0, -1.0):                # y'a = 0 needs both classes in the set, or every alpha is 0
+            if not (work & (y == side)).any():
+                work[np.flatnonzero(y == side)[:1]] = True
     while 0 < work.sum() <= WHOLE_PAIR_FRACTION * m:
         idx = np.flatnonzero(work)
         a, b = _qp(K[np.ix_(idx, idx)], y[idx], C)
