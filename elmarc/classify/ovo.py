@@ -41,6 +41,11 @@ WHOLE_PAIR_FRACTION = 0.5
 MARGIN_TOL = 1e-6               # a clip outside the working set is optimal at alpha = 0 when y f(x) >= 1 - this
 
 
+def pair_order(k: int) -> list[tuple[int, int]]:
+    """libsvm's one-vs-one pairs of k classes: (0,1), (0,2), ..., (1,2), ..."""
+    return [(i, j) for i in range(k) for j in range(i + 1, k)]
+
+
 def _qp(K: np.ndarray, y: np.ndarray, C: float) -> tuple[np.ndarray, float]:
     """cvxopt's interior-point solve of one pair's dual: (alpha, b)."""
     from cvxopt import matrix, solvers, spmatrix
@@ -118,8 +123,7 @@ def smo_support(clf: SVC, pair: int) -> np.ndarray:
     libsvm stores the support vectors grouped by class; a vector of class c holds one coefficient per
     other class, in row j - 1 of dual_coef_ for a class j after c and row j for one before it.
     """
-    k = len(clf.classes_)
-    i, j = [(a, b) for a in range(k) for b in range(a + 1, k)][pair]
+    i, j = pair_order(len(clf.classes_))[pair]
     bounds = np.concatenate([[0], np.cumsum(clf.n_support_)])
     first = np.arange(bounds[i], bounds[i + 1])
     second = np.arange(bounds[j], bounds[j + 1])
@@ -136,8 +140,7 @@ def ovo_decisions_exact(K_train: np.ndarray, y_train: np.ndarray, K_eval: np.nda
     starts: pair index -> training-clip indices that start its working set (a stopped SMO's support
     vectors); a pair without one is solved whole.
     """
-    k = len(classes)
-    order = [(i, j) for i in range(k) for j in range(i + 1, k)]
+    order = pair_order(len(classes))
     out = np.full((K_eval.shape[0], len(order)), np.nan)
     for p in range(len(order)) if pairs is None else pairs:
         i, j = order[p]
@@ -152,15 +155,11 @@ def ovo_decisions_exact(K_train: np.ndarray, y_train: np.ndarray, K_eval: np.nda
 def ovo_vote(decisions: np.ndarray, classes: np.ndarray) -> np.ndarray:
     """libsvm's vote: pair (i, j) votes i when its decision is > 0, else j; the most votes win, ties to
     the first class in order."""
-    k = len(classes)
-    votes = np.zeros((decisions.shape[0], k), dtype=int)
-    p = 0
-    for i in range(k):
-        for j in range(i + 1, k):
-            first = decisions[:, p] > 0
-            votes[first, i] += 1
-            votes[~first, j] += 1
-            p += 1
+    votes = np.zeros((decisions.shape[0], len(classes)), dtype=int)
+    for p, (i, j) in enumerate(pair_order(len(classes))):
+        first = decisions[:, p] > 0
+        votes[first, i] += 1
+        votes[~first, j] += 1
     return classes[np.argmax(votes, axis=1)]            # argmax: the first of equal maxima
 
 
