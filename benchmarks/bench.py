@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from elmarc.describe import conv_macs, frontend_configs, paper_example
+from elmarc.describe import conv_macs, paper_example
+from elmarc.describe import runnable_frontend_configs as frontend_configs
 from elmarc.extract.inputs import frontend_batch_size, resolve_workers
 from elmarc.frontends import build_frontend
 

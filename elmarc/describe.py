@@ -45,10 +45,20 @@ def frontend_configs(conf_dir: Path = CONF) -> dict:
     return {p.stem: with_schema(OmegaConf.load(p), FrontendConfig) for p in sorted(conf_dir.glob("*.yaml"))}
 
 
+def needs_arguments(cfg) -> bool:
+    """A config that cannot build as it stands: the HEAR bridge until a module is named (frontend.model.module=...)."""
+    return str(cfg.model.get("_target_", "")).endswith("HearFrontend") and not cfg.model.get("module")
+
+
+def runnable_frontend_configs(conf_dir: Path = CONF) -> dict:
+    """frontend_configs less those that need an argument to build."""
+    return {name: cfg for name, cfg in frontend_configs(conf_dir).items() if not needs_arguments(cfg)}
+
+
 def describe(configs: dict | None = None) -> pd.DataFrame:
     rows = []
     for name, cfg in (configs or frontend_configs()).items():
-        if str(cfg.model.get("_target_", "")).endswith("HearFrontend") and not cfg.model.get("module"):
+        if needs_arguments(cfg):
             continue                    # the HEAR bridge describes a module only when one is named (--hear)
         widths = ["small", "large"] if cfg.get("widths") else ["any"]
         for width in widths:

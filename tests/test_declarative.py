@@ -38,12 +38,18 @@ def test_declared_forms_of_builtins_are_bit_identical(frontend_configs, name, wi
         assert torch.equal(declared(x), shipped(x))
 
 
-def test_declared_timbral_fuses_each_conv_with_its_frequency_max():
-    from elmarc.frontends.declarative import ConvMaxFreq
+def test_declared_timbral_fuses_each_conv_with_its_frequency_max_relu_and_average():
+    from elmarc.frontends.declarative import ConvMaxFreq, ConvMaxFreqReluMean
 
     model = Declared(**DECLARED_EQUIVALENT["timbral"], nf=8)
-    fused = [m for m in model.modules() if isinstance(m, ConvMaxFreq)]
+    fused = [m for m in model.modules() if isinstance(m, ConvMaxFreqReluMean)]
     assert sorted(m.time_pad for m in fused) == [(0, 0)] * 2 + [(1, 1)] * 2 + [(3, 3)] * 2
+    # where the maps feed a further layer only the conv and its max are fused
+    kept = declared([{"type": "conv2d", "filters": 4, "kernel": [3, 38], "padding": [[1, 1], [0, 0]]},
+                     {"type": "maxpool", "kernel": [1, "all"]}, {"type": "relu", "feature": True},
+                     {"type": "conv2d", "filters": 2, "kernel": [3, 1], "feature": True}])
+    assert [type(m) for m in kept.modules()].count(ConvMaxFreq) == 1
+    assert not any(isinstance(m, ConvMaxFreqReluMean) for m in kept.modules())
 
 
 def declared(layers, input="logmel", nf=8, **kw):

@@ -197,6 +197,44 @@ def test_conv2d_max_freq_is_the_conv_then_the_max_over_frequency(shape, time_pad
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-4)   # sums of up to 672 products of N(0, 1)
 
 
+@pytest.mark.parametrize("shape,time_pad", [((5, 1, 7, 86), (3, 3)), ((4, 1, 3, 38), (1, 1)), ((6, 1, 1, 38), (0, 0)),
+                                            ((3, 1, 7, 96), (0, 0)), ((2, 1, 2, 50), (0, 1))])
+@pytest.mark.parametrize("rows", [512, 7])             # one block per call; blocks that straddle clips (7 does not divide 40)
+def test_patch_products_give_the_max_over_frequency_and_its_rectified_average(shape, time_pad, rows):
+    from elmarc.frontends import forms, ops
+
+    g = torch.Generator().manual_seed(3)
+    x, w = torch.randn(3, 1, 40, 96, generator=g), torch.randn(*shape, generator=g)
+    expected = F.conv2d(F.pad(x, (0, 0, *time_pad)), w).amax(dim=3, keepdim=True)
+    maps = ops._patch_products_max(x, w, time_pad, rows=rows)
+    assert maps.shape == expected.shape
+    torch.testing.assert_close(maps, expected, rtol=1e-5, atol=1e-4)
+    averaged = ops._patch_products_max(x, w, time_pad, rows=rows, relu_mean=True)
+    assert averaged.shape == (3, shape[0]) and averaged.dtype == torch.float32
+    torch.testing.assert_close(averaged, F.relu(expected).mean(dim=(2, 3)), rtol=1e-5, atol=1e-5)
+    for form in ("plain", "maps", "patches"):                          # the op's every form
+        with forms.pinned(form):
+            got = ops.conv2d_max_freq_relu_mean(x, w, time_pad)
+        torch.testing.assert_close(got, F.relu(expected).mean(dim=(2, 3)), rtol=1e-5, atol=1e-5)
+    for form in ("plain", "offsets", "onerow", "conv1d", "patches"):     # and the map op's (those its shape has)
+        with forms.pinned(form):
+            got = ops.conv2d_max_freq(x, w, time_pad)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_patch_products_follow_bf16_autocast():
+    from elmarc.frontends import ops
+
+    g = torch.Generator().manual_seed(4)
+    x, w = torch.randn(2, 1, 30, 96, generator=g), torch.randn(6, 1, 3, 38, generator=g)
+    expected = F.relu(F.conv2d(F.pad(x, (0, 0, 1, 1)), w).amax(dim=3)).mean(dim=2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        maps = ops._patch_products_max(x, w, (1, 1))
+        averaged = ops._patch_products_max(x, w, (1, 1), relu_mean=True)
+    assert maps.dtype == torch.bfloat16 and averaged.dtype == torch.float32
+    assert 0 < (averaged - expected).abs().max() < 0.02 * expected.abs().max()
+
+
 @pytest.mark.parametrize("kernel,pad,length", [(165, (82, 82), 1376), (32, (15, 16), 1376), (7, (0, 0), 600), (300, (0, 0), 300)])
 def test_conv1d_relu_mean_is_the_average_of_the_rectified_conv(kernel, pad, length):
     from elmarc.frontends import ops

@@ -142,6 +142,18 @@ class ConvMaxFreq(nn.Module):
         return ops.conv2d_max_freq(h, self.inner.conv.weight, self.time_pad)
 
 
+class ConvMaxFreqReluMean(nn.Module):
+    """ConvMaxFreq + ReLU at the end of a path whose maps are only averaged (see ops)."""
+
+    def __init__(self, fused: ConvMaxFreq):
+        super().__init__()
+        self.inner = fused.inner
+        self.time_pad = fused.time_pad
+
+    def forward(self, h):
+        return ops.conv2d_max_freq_relu_mean(h, self.inner.conv.weight, self.time_pad)
+
+
 class ConvReluMean(nn.Module):
     """A one-channel conv1d (stride 1) + ReLU at the end of a path whose maps are only averaged (see ops)."""
 
@@ -203,7 +215,7 @@ class Sequence(nn.Module):
 
     def forward(self, h, feats: list):
         for layer, is_feature in zip(self.layers, self.feature_flags):
-            if isinstance(layer, ConvReluMean):                # last layer, already averaged; h is not used after it
+            if isinstance(layer, (ConvReluMean, ConvMaxFreqReluMean)):   # last layer, already averaged; h is not used after it
                 feats.append(layer(h))
                 continue
             h = layer(h, feats) if isinstance(layer, (Branches, Residual)) else layer(h)
@@ -260,6 +272,9 @@ class _Builder:
         if (not output_used and len(modules) >= 2 and flags[-1] and not flags[-2]
                 and averaged_only(modules[-2], modules[-1])):
             modules[-2:], flags[-2:] = [ConvReluMean(modules[-2], in_shapes[-2])], [True]   # conv + ReLU + average
+        elif (not output_used and len(modules) >= 2 and flags[-1] and not flags[-2] and isinstance(modules[-2], ConvMaxFreq)
+                and isinstance(modules[-1], Activation) and modules[-1].kind == "relu"):
+            modules[-2:], flags[-2:] = [ConvMaxFreqReluMean(modules[-2])], [True]   # conv + max over frequency + ReLU + average
         return Sequence(modules, flags), shape
 
     def layer(self, spec, shape: tuple, where: str) -> tuple[nn.Module, tuple]:

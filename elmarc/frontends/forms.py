@@ -77,6 +77,20 @@ def forced(new_mode: str):
         _mode = previous
 
 
+_pinned: str | None = None
+
+
+@contextlib.contextmanager
+def pinned(form: str):
+    """Within this block every layer that has a form of this name runs it; the others follow the mode (tests)."""
+    global _pinned
+    previous, _pinned = _pinned, form
+    try:
+        yield
+    finally:
+        _pinned = previous
+
+
 def choices() -> dict[str, str]:
     """Every choice known in this process: key -> form."""
     return dict(_choices)
@@ -132,6 +146,8 @@ def _remember(key: str, form: str) -> None:
 
 def run(op: str, key: str, forms: dict[str, Callable[[], torch.Tensor]], default: str, device: torch.device) -> torch.Tensor:
     """Run the form of `op` that the mode picks; forms always holds 'plain'."""
+    if _pinned in forms:
+        return forms[_pinned]()
     if _mode == "plain":
         return forms["plain"]()
     if _mode == "fused" or len(forms) == 1 or device.type == "meta":

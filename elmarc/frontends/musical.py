@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from . import ops
-from .base import Frontend, FrontendConfigError, same_padding, time_mean
+from .base import Frontend, FrontendConfigError, same_padding
 
 TIMBRAL_ROWS = (7, 3, 1)          # kernel heights (frames), widths nf, 2nf, 4nf
 TIMBRAL_BANDS = (0.9, 0.4)        # kernel widths as fractions of n_mels: 86 and 38 of 96
@@ -40,8 +40,7 @@ class TimbralBlock(nn.Module):
         feats = []
         for conv in self.convs:
             pad = conv.kernel_size[0] // 2                    # 3/3 rows for 7, 1/1 for 3, none for 1
-            h = ops.conv2d_max_freq(x, conv.weight, (pad, pad))
-            feats.append(time_mean(ops.relu_fresh(h)))                # pooled over all remaining frequency; a fresh map
+            feats.append(ops.conv2d_max_freq_relu_mean(x, conv.weight, (pad, pad)))   # max over all remaining frequency
         return feats
 
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from . import forms
+from .base import time_mean
 
 
 def direct_convolution():
@@ -51,18 +52,18 @@ def conv2d_max_freq(h: torch.Tensor, weight: torch.Tensor, time_pad: tuple[int, 
     h (B, 1, T, F), weight (O, 1, kt, kf), time_pad (top, bottom) zero rows -> (B, O, T', 1) with
     T' = T + top + bottom - kt + 1. With kf = F (one offset) this is the conv itself.
 
-    Plain form: the conv2d, then the max. On a CPU each frequency offset is a conv1d with the kf
-    bands as input channels (oneDNN runs that closer to its matmul rate than a one-channel
-    conv2d), max-accumulated in place, so the (T' x offsets x O) map is never written; at most
-    filter_block filters at a time, so the running maximum stays in the last-level cache. On a
-    GPU only the one-offset case takes that form; the others keep the forms that pay there
-    (cuDNN's conv2d, the blocked one-row product below).
+    Plain form: the conv2d, then the max. Faster forms: on a CPU, by default, one matrix product
+    per frequency offset on a strided view of the input's patches, a block of output rows at a
+    time, max-accumulated while the block is in cache (_patch_products_max; the GEMM library
+    runs these shapes near its square rate, oneDNN's convolutions do not); each offset as a
+    conv1d with the kf bands as input channels (offsets); the one-offset case as that conv1d
+    (conv1d). On a GPU the one-offset case takes the conv1d form and the others the forms that
+    pay there (cuDNN's conv2d, the blocked one-row product below).
     """
     _, _, T, Fq = h.shape
     O, _, kt, kf = weight.shape
     offsets = Fq - kf + 1
-    padded = F.pad(h, (0, 0, *time_pad)) if any(time_pad) else h
-    candidates = {"plain": lambda: F.conv2d(padded, weight).amax(dim=3, keepdim=True)}
+    candidates = {"plain": lambda: _conv2d_then_max(h, weight, time_pad)}
     if offsets == 1 and not any(time_pad):                  # 7x96: the conv itself, all filters at once
         # on the strided views as they are: torch.compile runs that faster than on contiguous copies
         candidates["conv1d"] = lambda: F.conv1d(h[:, 0].transpose(1, 2), weight[:, 0].permute(0, 2, 1)).unsqueeze(-1)
@@ -72,6 +73,9 @@ def conv2d_max_freq(h: torch.Tensor, weight: torch.Tensor, time_pad: tuple[int, 
         if kt == 1 and not any(time_pad):
             candidates["onerow"] = lambda: conv2d_1row_max_freq(h, weight)
         default = ("onerow" if kt == 1 and not any(time_pad) else "plain") if h.is_cuda else "offsets"
+    if not h.is_cuda and not torch.compiler.is_compiling():  # its out= products are opaque to a graph
+        candidates["patches"] = lambda: _patch_products_max(h, weight, time_pad)
+        default = "patches" if offsets > 1 else default
     key = forms.shape_key("conv2d_max_freq", h, weight, extra=time_pad)
     return forms.run("conv2d_max_freq", key, candidates, default, h.device)
 
@@ -89,6 +93,73 @@ def _conv1d_per_offset_max(h, weight, time_pad, filter_block):
             torch.maximum(out, F.conv1d(bands[:, f0:f0 + kf], w[o:o + filter_block]), out=out)
         blocks.append(out)
     return (blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)).unsqueeze(-1)
+
+
+def conv2d_max_freq_relu_mean(h: torch.Tensor, weight: torch.Tensor, time_pad: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    """The time average of relu(conv2d_max_freq(h, weight, time_pad)): h (B, 1, T, F) -> (B, O).
+
+    Where a layer's maps are only averaged (7x96, 7x86, every timbral branch), the fused form
+    never writes them: the patch products' running maximum is rectified and summed block by
+    block while in cache (fp32 sums whatever the autocast dtype). Other forms: the maps from
+    conv2d_max_freq (its own forms), then ReLU and mean.
+    """
+    candidates = {"plain": lambda: time_mean(F.relu(_conv2d_then_max(h, weight, time_pad))),
+                  "maps": lambda: time_mean(relu_fresh(conv2d_max_freq(h, weight, time_pad)))}
+    if not h.is_cuda and not torch.compiler.is_compiling():  # its out= products are opaque to a graph
+        candidates["patches"] = lambda: _patch_products_max(h, weight, time_pad, relu_mean=True)
+    default = "maps" if h.is_cuda or torch.compiler.is_compiling() else "patches"
+    key = forms.shape_key("conv2d_max_freq_relu_mean", h, weight, extra=time_pad)
+    return forms.run("conv2d_max_freq_relu_mean", key, candidates, default, h.device)
+
+
+def _conv2d_then_max(h, weight, time_pad):
+    padded = F.pad(h, (0, 0, *time_pad)) if any(time_pad) else h
+    return F.conv2d(padded, weight).amax(dim=3, keepdim=True)
+
+
+def _patch_products_max(h: torch.Tensor, weight: torch.Tensor, time_pad: tuple[int, int], rows: int = 512,
+                        relu_mean: bool = False) -> torch.Tensor:
+    """conv2d_max_freq as matrix products: h (B, 1, T, F), weight (O, 1, kt, kf) -> (B, O, T', 1),
+    or with relu_mean the time average of its ReLU, (B, O) in fp32, without writing the maps.
+
+    The input is copied once as (B T', F kt) rows, row (b, t) holding the kt frames from t for
+    each band (band-major), so the patch at frequency offset f is the contiguous slice
+    [f kt, (f + kf) kt) of every row: a matrix with leading dimension F kt that the GEMM library
+    reads in place. Per block of `rows` output rows, one product per offset into a buffer and a
+    running maximum, both small enough to stay in cache (writing each offset's whole map, or
+    allocating a fresh one per product, costs a quarter of the time or more).
+    """
+    B, _, T, Fq = h.shape
+    O, _, kt, kf = weight.shape
+    offsets = Fq - kf + 1
+    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else h.dtype
+    x = F.pad(h[:, 0], (0, 0, *time_pad)) if any(time_pad) else h[:, 0]
+    frames = x.unfold(1, kt, 1)                               # (B, T', F, kt), a view
+    per_clip = frames.shape[1]
+    n = B * per_clip
+    patches = frames.reshape(n, Fq * kt).to(dtype)           # the one copy
+    k = kf * kt
+    wt = weight[:, 0].transpose(1, 2).reshape(O, k).t().contiguous().to(dtype)    # (kf kt, O), band-major as the rows
+    new = {"dtype": dtype, "device": h.device}
+    buffer = torch.empty(min(rows, n), O, **new)
+    if relu_mean:                                            # blocks within one clip, summed into its row
+        total = torch.zeros(B, O, dtype=torch.float32, device=h.device)
+        running_buffer = torch.empty_like(buffer)
+        blocks = [(s, min(s + rows, (b + 1) * per_clip), b) for b in range(B) for s in range(b * per_clip, (b + 1) * per_clip, rows)]
+    else:
+        out = torch.empty(n, O, **new)
+        blocks = [(s, min(s + rows, n), None) for s in range(0, n, rows)]
+    for s, e, clip in blocks:
+        running, product = (running_buffer if relu_mean else out[s:e])[:e - s], buffer[:e - s]
+        torch.mm(patches[s:e, :k], wt, out=running)
+        for f in range(1, offsets):
+            torch.mm(patches[s:e, f * kt:f * kt + k], wt, out=product)
+            torch.maximum(running, product, out=running)
+        if relu_mean:
+            total[clip] += running.relu_().sum(dim=0, dtype=torch.float32)
+    if relu_mean:
+        return total / per_clip
+    return out.view(B, -1, O).permute(0, 2, 1).unsqueeze(-1)
 
 
 def conv2d_1row_max_freq(h: torch.Tensor, weight: torch.Tensor, block: int = 32) -> torch.Tensor:

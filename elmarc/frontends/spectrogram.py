@@ -29,8 +29,8 @@ class Conv7xN(Frontend):
         self.feature_dim = nf
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        h = ops.conv2d_max_freq(mel.unsqueeze(1), self.conv.weight)   # (B, nf, T-6, 1)
-        return time_mean(ops.relu_fresh(h))                           # ReLU after the pool (fewer values), in place
+        # (B, nf, T-6, 1) maps, ReLU after the pool (fewer values), averaged: fused where that pays
+        return ops.conv2d_max_freq_relu_mean(mel.unsqueeze(1), self.conv.weight)
 
 
 class VGG(Frontend):
