@@ -249,7 +249,7 @@ def test_conv1d_relu_mean_is_the_average_of_the_rectified_conv(kernel, pad, leng
 
 
 @pytest.mark.parametrize("name", ["vgg", "7x96", "7x86", "timbral", "timbral_temporal", "timbral_time", "temporal",
-                                  "custom", "sample_level"])
+                                  "custom", "sample_level", "frame_level", "frame_level_many"])
 def test_faster_conv_forms_equal_the_direct_convolution(frontend_configs, name):
     from elmarc.frontends import ops
 
@@ -259,6 +259,27 @@ def test_faster_conv_forms_equal_the_direct_convolution(frontend_configs, name):
          else torch.randn(3, 1376, 96, generator=g) * 10 - 40)
     with torch.inference_mode():
         fast = model(x)
+        with ops.direct_convolution():
+            direct = model(x)
+    torch.testing.assert_close(fast, direct, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,form", [("sample_level", "time_major"), ("sample_level", "blocked"),
+                                       ("frame_level", "time_major"), ("frame_level_many", "time_major"),
+                                       ("7x86", "maps offsets"), ("7x86", "maps patches"), ("7x86", "patches"),
+                                       ("7x96", "maps conv1d"), ("timbral", "maps onerow"), ("timbral", "maps offsets"),
+                                       ("vgg", "fused"), ("vgg", "exp")])
+def test_each_named_form_equals_the_direct_convolution(frontend_configs, name, form):
+    """Every form a layer may be measured into (extract.conv_forms=auto), not only the rule's default."""
+    from elmarc.frontends import forms, ops
+
+    model = build_frontend(frontend_configs[name], "small", seed=2)
+    g = torch.Generator().manual_seed(1)
+    x = (torch.randn(2, 7001, generator=g) * 0.1 if model.input_kind == "waveform"
+         else torch.randn(2, 1376, 96, generator=g) * 10 - 40)
+    with torch.inference_mode():
+        with forms.pinned(*form.split()):
+            fast = model(x)
         with ops.direct_convolution():
             direct = model(x)
     torch.testing.assert_close(fast, direct, rtol=1e-5, atol=1e-5)

@@ -77,14 +77,15 @@ def forced(new_mode: str):
         _mode = previous
 
 
-_pinned: str | None = None
+_pinned: tuple[str, ...] = ()
 
 
 @contextlib.contextmanager
-def pinned(form: str):
-    """Within this block every layer that has a form of this name runs it; the others follow the mode (tests)."""
+def pinned(*names: str):
+    """Within this block every layer that has a form of one of these names runs the first it has; the
+    others follow the mode (tests)."""
     global _pinned
-    previous, _pinned = _pinned, form
+    previous, _pinned = _pinned, names
     try:
         yield
     finally:
@@ -146,8 +147,9 @@ def _remember(key: str, form: str) -> None:
 
 def run(op: str, key: str, forms: dict[str, Callable[[], torch.Tensor]], default: str, device: torch.device) -> torch.Tensor:
     """Run the form of `op` that the mode picks; forms always holds 'plain'."""
-    if _pinned in forms:
-        return forms[_pinned]()
+    for name in _pinned:
+        if name in forms:
+            return forms[name]()
     if _mode == "plain":
         return forms["plain"]()
     if _mode == "fused" or len(forms) == 1 or device.type == "meta":

@@ -279,8 +279,65 @@ def sample_level_stack(wave: torch.Tensor, conv0: torch.Tensor, blocks: list[tor
     """
     candidates = {"plain": lambda: _sample_level_channel_major(wave, conv0, blocks),
                   "time_major": lambda: _sample_level_time_major(wave, conv0, blocks)}
+    if not wave.is_cuda:
+        candidates["blocked"] = lambda: _sample_level_blocked(wave, conv0, blocks)
     key = forms.shape_key("sample_level_stack", wave, conv0, extra=(len(blocks),))
-    return forms.run("sample_level_stack", key, candidates, "plain" if wave.is_cuda else "time_major", wave.device)
+    return forms.run("sample_level_stack", key, candidates, "plain" if wave.is_cuda else "blocked", wave.device)
+
+
+def _sample_level_blocked(wave, conv0, blocks, rows: int = 1026):
+    """Time-major; each block's conv as three shifted matrix products per block of `rows` frames (a
+    multiple of 3), pooled, rectified and summed while in cache, so no conv's maps are written; the
+    first conv's rows are made block by block where the first block's products read them."""
+    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else wave.dtype
+    new = {"dtype": dtype, "device": wave.device}
+    w0 = conv0[:, 0].t().to(dtype)
+    taps = [[w[:, :, r].t().contiguous().to(dtype) for r in range(3)] for w in blocks]     # per tap (C_in, C_out)
+    nf = conv0.shape[0]
+    feats: list[list[torch.Tensor]] = []
+    for clip in wave:
+        frames = clip.shape[0] // 3
+        samples = clip[:3 * frames].view(frames, 3).to(dtype)
+        first = torch.empty(min(rows, frames) + 2, nf, **new)             # conv0's rows for one block, with its neighbours
+        sum0 = torch.zeros(nf, dtype=torch.float32, device=wave.device)
+
+        def conv0_rows(s: int, e: int) -> torch.Tensor:
+            """relu(conv0) for frames s-1 .. e (zero outside the clip: 'same' padding), summing frames s .. e-1."""
+            nonlocal sum0
+            out = first[:e - s + 2]
+            lo, hi = max(s - 1, 0), min(e + 1, frames)
+            torch.mm(samples[lo:hi], w0, out=out[lo - (s - 1):hi - (s - 1)]).relu_()
+            out[:lo - (s - 1)].zero_()
+            out[hi - (s - 1):].zero_()
+            sum0 += out[1:1 + e - s].sum(dim=0, dtype=torch.float32)
+            return out
+
+        h = None                                                           # the padded input of the next block
+        means = []
+        buffer = torch.empty(min(rows, frames), nf, **new)
+        for index, block in enumerate(taps):
+            pooled = frames // 3
+            nxt = torch.empty(pooled + 2, nf, **new)
+            nxt[0].zero_()
+            nxt[-1].zero_()
+            total = torch.zeros(nf, dtype=torch.float32, device=wave.device)
+            for s in range(0, 3 * pooled, rows):
+                e = min(s + rows, 3 * pooled)
+                x, at = (conv0_rows(s, e), 0) if index == 0 else (h, s)
+                acc = buffer[:e - s]
+                torch.mm(x[at:at + e - s], block[0], out=acc)
+                acc.addmm_(x[at + 1:at + 1 + e - s], block[1])
+                acc.addmm_(x[at + 2:at + 2 + e - s], block[2])
+                out = nxt[1 + s // 3:1 + e // 3]
+                torch.amax(acc.view(-1, 3, nf), dim=1, out=out)
+                total += out.relu_().sum(dim=0, dtype=torch.float32)
+            if index == 0:                                                 # frames past the last pooled triple
+                sum0 += samples[3 * pooled:].matmul(w0).relu_().sum(dim=0, dtype=torch.float32)
+                means.append(sum0 / frames)
+            means.append(total / pooled)
+            h, frames = nxt, pooled
+        feats.append(means)
+    return [torch.stack(per_output) for per_output in zip(*feats)]
 
 
 def _sample_level_channel_major(wave, conv0, blocks):
@@ -303,3 +360,94 @@ def _sample_level_time_major(wave, conv0, blocks):
         h = y[:, :3 * frames].reshape(B, frames, 3, -1).amax(dim=2).relu_()
         feats.append(h.mean(dim=1))
     return feats
+
+
+def frame_level_stack(wave: torch.Tensor, fronts: list[tuple[torch.Tensor, tuple[int, int]]], stride: int,
+                      backend: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> list[torch.Tensor]:
+    """The frame-level stack (SPEC 2, reference Figure 2): strided front convs + ReLU, concatenated, then the back-end.
+
+    wave (B, n); fronts [(weight (nf_i, 1, k_i), (left, right) zero padding)], all giving the same
+    number of frames; backend (w1 (nf, C, 7), w2 (nf, nf, 7), w3 (nf, nf, 7)): conv 7 valid + ReLU,
+    conv 7 same + ReLU + residual, max-pool 2, conv 7 same + ReLU + residual -> the time average of
+    each front's maps and of the back-end's three outputs, [(B, nf_i)..., (B, nf) x 3].
+
+    Plain form: channel-major conv1d (oneDNN). On a CPU the time-major form: each front a matrix
+    product of the signal's frames, and each back-end conv, per block of output frames, seven
+    products of shifted rows accumulated in a block that stays in cache, with its ReLU, residual
+    sum and average applied there (oneDNN's conv1d runs these shapes well below the GEMM
+    library's rate on some hosts).
+    """
+    candidates = {"plain": lambda: _frame_level_channel_major(wave, fronts, stride, backend),
+                  "time_major": lambda: _frame_level_time_major(wave, fronts, stride, backend)}
+    key = forms.shape_key("frame_level_stack", wave, *(w for w, _ in fronts), *backend,
+                          extra=(stride, *(p for _, p in fronts)))
+    return forms.run("frame_level_stack", key, candidates, "plain" if wave.is_cuda else "time_major", wave.device)
+
+
+def _frame_level_channel_major(wave, fronts, stride, backend):
+    x = wave.unsqueeze(1)
+    maps = [F.relu(F.conv1d(F.pad(x, pad) if any(pad) else x, w, stride=stride)) for w, pad in fronts]
+    h = maps[0] if len(maps) == 1 else torch.cat(maps, dim=1)
+    return [time_mean(m) for m in maps] + [time_mean(o) for o in frame_backend(h, *backend)]
+
+
+def frame_backend(h: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, w3: torch.Tensor) -> list[torch.Tensor]:
+    """The frame-level back-end on channel-major maps h (B, C, T): its three outputs, each (B, nf, T')."""
+    out1 = F.relu(F.conv1d(h, w1))
+    out2 = F.relu(F.conv1d(out1, w2, padding=w2.shape[2] // 2)) + out1
+    pooled = F.max_pool1d(out2, 2)
+    out3 = F.relu(F.conv1d(pooled, w3, padding=w3.shape[2] // 2)) + pooled
+    return [out1, out2, out3]
+
+
+def _frame_level_time_major(wave, fronts, stride, backend, rows: int = 1024):
+    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else wave.dtype
+    new = {"dtype": dtype, "device": wave.device}
+    widths = [w.shape[0] for w, _ in fronts]
+    front_weights = [w[:, 0].t().contiguous().to(dtype) for w, _ in fronts]            # (k_i, nf_i)
+    taps = [[w[:, :, r].t().contiguous().to(dtype) for r in range(w.shape[2])] for w in backend]   # per tap (C_in, C_out)
+    k = backend[0].shape[2]
+    half = k // 2
+    feats: list[list[torch.Tensor]] = []
+    for clip in wave:
+        frames = [(F.pad(clip, pad) if any(pad) else clip).unfold(0, w.shape[2], stride) for w, pad in fronts]
+        n = frames[0].shape[0]
+        h = torch.empty(n, sum(widths), **new)
+        col = 0
+        for f, wt in zip(frames, front_weights):
+            torch.mm(f.to(dtype), wt, out=h[:, col:col + wt.shape[1]])
+            col += wt.shape[1]
+        h.relu_()
+        means = [m.float().mean(dim=0) for m in h.split(widths, dim=1)]
+        n1 = n - k + 1
+        out1 = torch.zeros(n1 + 2 * half, taps[0][0].shape[1], **new)     # zero rows: the next conv's 'same' padding
+        means.append(_shifted_products(h, taps[0], out1[half:half + n1], rows) / n1)
+        out2 = torch.empty(n1, out1.shape[1], **new)
+        means.append(_shifted_products(out1, taps[1], out2, rows, residual=out1[half:half + n1]) / n1)
+        n3 = n1 // 2
+        pooled = torch.zeros(n3 + 2 * half, out1.shape[1], **new)
+        torch.amax(out2[:2 * n3].view(n3, 2, -1), dim=1, out=pooled[half:half + n3])
+        means.append(_shifted_products(pooled, taps[2], None, rows, residual=pooled[half:half + n3]) / n3)
+        feats.append(means)
+    return [torch.stack(per_output) for per_output in zip(*feats)]
+
+
+def _shifted_products(x: torch.Tensor, taps: list[torch.Tensor], out: torch.Tensor | None, rows: int,
+                      residual: torch.Tensor | None = None) -> torch.Tensor:
+    """relu(valid conv1d of time-major x (T, C) with taps [(C, O)] * k) (+ residual), written to out
+    (T - k + 1, O) when given; returns the fp32 column sums. Block by block, so each block's
+    accumulation, ReLU, residual sum and sum happen while it is in cache."""
+    n = x.shape[0] - len(taps) + 1
+    buffer = None if out is not None else torch.empty(min(rows, n), taps[0].shape[1], dtype=x.dtype, device=x.device)
+    total = torch.zeros(taps[0].shape[1], dtype=torch.float32, device=x.device)
+    for s in range(0, n, rows):
+        e = min(s + rows, n)
+        acc = out[s:e] if out is not None else buffer[:e - s]
+        torch.mm(x[s:e], taps[0], out=acc)
+        for r in range(1, len(taps)):
+            acc.addmm_(x[s + r:e + r], taps[r])
+        acc.relu_()
+        if residual is not None:
+            acc.add_(residual[s:e])
+        total += acc.sum(dim=0, dtype=torch.float32)
+    return total

@@ -7,11 +7,10 @@ exactly, and the activation then runs on the pooled (smaller) tensor.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import ops
-from .base import Frontend, conv1d_same, time_mean
+from .base import Frontend, same_padding
 
 
 class SampleLevel(Frontend):
@@ -43,11 +42,7 @@ class FrameBackend(nn.Module):
         self.conv3 = nn.Conv1d(nf, nf, 7, padding=3, bias=False)
 
     def forward(self, h: torch.Tensor) -> list[torch.Tensor]:
-        out1 = F.relu(self.conv1(h))
-        out2 = F.relu(self.conv2(out1)) + out1
-        pooled = F.max_pool1d(out2, 2)
-        out3 = F.relu(self.conv3(pooled)) + pooled
-        return [out1, out2, out3]
+        return ops.frame_backend(h, self.conv1.weight, self.conv2.weight, self.conv3.weight)
 
 
 class FrameLevel(Frontend):
@@ -65,8 +60,9 @@ class FrameLevel(Frontend):
         self.feature_dim = 4 * nf
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.front(wave.unsqueeze(1)))
-        return torch.cat([time_mean(h)] + [time_mean(o) for o in self.backend(h)], dim=1)
+        b = self.backend
+        return torch.cat(ops.frame_level_stack(wave, [(self.front.weight, (0, 0))], self.front.stride[0],
+                                               (b.conv1.weight, b.conv2.weight, b.conv3.weight)), dim=1)
 
 
 class FrameLevelMany(Frontend):
@@ -81,7 +77,7 @@ class FrameLevelMany(Frontend):
         self.feature_dim = nf * (len(kernels) + 3)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        x = wave.unsqueeze(1)
-        maps = [F.relu(conv1d_same(conv, x)) for conv in self.fronts]
-        h = torch.cat(maps, dim=1)
-        return torch.cat([time_mean(m) for m in maps] + [time_mean(o) for o in self.backend(h)], dim=1)
+        fronts = [(conv.weight, same_padding(conv.kernel_size[0], conv.stride[0], wave.shape[1])) for conv in self.fronts]
+        b = self.backend
+        return torch.cat(ops.frame_level_stack(wave, fronts, self.fronts[0].stride[0],
+                                               (b.conv1.weight, b.conv2.weight, b.conv3.weight)), dim=1)
