@@ -31,6 +31,12 @@ def relu_fresh(x: torch.Tensor) -> torch.Tensor:
     return F.relu(x) if _grad(x) else x.relu_()
 
 
+def elu_fresh(x: torch.Tensor) -> torch.Tensor:
+    """ELU of a freshly computed map: in place when no gradient flows (a fresh output buffer costs
+    more than the ELU itself: its pages are faulted in and zeroed), else F.elu."""
+    return F.elu(x) if _grad(x) else F.elu_(x)
+
+
 def elu(x: torch.Tensor) -> torch.Tensor:
     """F.elu; on a CPU also as max(x, exp(min(x, 0)) - 1) (exp(x) - 1 >= x, equal at 0) in one buffer,
     since expm1 is much slower than exp in some builds. Differs from F.elu by <= 6e-8."""
@@ -43,6 +49,18 @@ def elu(x: torch.Tensor) -> torch.Tensor:
 
     candidates = {"plain": lambda: F.elu(x)} if x.is_cuda else {"plain": lambda: F.elu(x), "exp": exp_form}
     return forms.run("elu", forms.shape_key("elu", x), candidates, "plain" if x.is_cuda else "exp", x.device)
+
+
+def max_over(x: torch.Tensor, dim: int, out: torch.Tensor) -> torch.Tensor:
+    """x.amax(dim) written to out, as elementwise maxima of the slices along dim: torch.amax with
+    out= first fills out with -inf, a pass as long as the maxima themselves over a small axis."""
+    first, *rest = x.unbind(dim)
+    if not rest:
+        return out.copy_(first)
+    torch.maximum(first, rest[0], out=out)
+    for part in rest[1:]:
+        torch.maximum(out, part, out=out)
+    return out
 
 
 def conv2d_max_freq(h: torch.Tensor, weight: torch.Tensor, time_pad: tuple[int, int] = (0, 0),
@@ -183,12 +201,14 @@ def conv2d_1row_max_freq(h: torch.Tensor, weight: torch.Tensor, block: int = 32)
     return out.permute(0, 2, 1).contiguous().unsqueeze(-1)   # contiguous: every model averages it the same way
 
 
-def conv2d_1ch_same_maxpool(h: torch.Tensor, weight: torch.Tensor, pool: tuple[int, int], rows: int = 8) -> torch.Tensor:
+def conv2d_1ch_same_maxpool(h: torch.Tensor, weight: torch.Tensor, pool: tuple[int, int], rows: int = 8,
+                            then_elu: bool = False) -> torch.Tensor:
     """A one-channel conv2d with 'same' zero padding (odd kernel) followed by a max-pool, fused.
 
     h (B, 1, T, F), weight (O, 1, kh, kw), pool (pt, pf) -> (B, O, T // pt, F // pf) in channels_last
     layout. VGG's first layer writes O x T x F values per clip only for the pool to read them back;
-    computed a few rows at a time, they are pooled while still in cache (about 2x for that layer).
+    computed a few rows at a time, they are pooled while still in cache (about 2x for that layer),
+    and with then_elu rectified by an ELU there too.
     """
     B, _, T, Fq = h.shape
     O, _, kh, kw = weight.shape
@@ -209,23 +229,74 @@ def conv2d_1ch_same_maxpool(h: torch.Tensor, weight: torch.Tensor, pool: tuple[i
         freq_max = blk[:, :, :, :, 0]
         for j in range(1, pf):
             freq_max = torch.maximum(freq_max, blk[:, :, :, :, j])
-        torch.amax(freq_max, dim=2, out=out[:, s // pt:e // pt])
+        pooled = max_over(freq_max, 2, out[:, s // pt:e // pt])
+        if then_elu:
+            F.elu_(pooled)
     return out.permute(0, 3, 1, 2)
 
 
-def conv2d_same_maxpool(h: torch.Tensor, weight: torch.Tensor, pool: tuple[int, int]) -> torch.Tensor:
-    """conv2d with 'same' zero padding (odd kernel) followed by a max-pool: h (B, C, T, F) -> (B, O, T // pt, F // pf).
+def conv2d_same_maxpool(h: torch.Tensor, weight: torch.Tensor, pool: tuple[int, int], then_elu: bool = False) -> torch.Tensor:
+    """conv2d with 'same' zero padding (odd kernel) followed by a max-pool (and with then_elu an ELU):
+    h (B, C, T, F) -> (B, O, T // pt, F // pf).
 
     Plain form: the conv, then the pool. On a CPU a one-channel input (vgg's first layer) takes
     the fused form above, whose maps never leave the cache; elsewhere the plain form (cuDNN's
-    conv + pool is the faster on a GPU).
+    conv + pool is the faster on a GPU, oneDNN's conv on a CPU where it is measured here).
     """
-    candidates = {"plain": lambda: F.max_pool2d(F.conv2d(h, weight, padding=(weight.shape[2] // 2, weight.shape[3] // 2)), pool)}
+    def plain():
+        pooled = F.max_pool2d(F.conv2d(h, weight, padding=(weight.shape[2] // 2, weight.shape[3] // 2)), pool)
+        return elu_fresh(pooled) if then_elu else pooled
+
+    candidates = {"plain": plain}
     if h.shape[1] == 1:
-        candidates["fused"] = lambda: conv2d_1ch_same_maxpool(h, weight, pool)
+        candidates["fused"] = lambda: conv2d_1ch_same_maxpool(h, weight, pool, then_elu=then_elu)
+    elif not h.is_cuda:
+        def shifted():
+            pooled = _shifted_products_same_maxpool(h, weight, pool)
+            return F.elu_(pooled) if then_elu else pooled
+        candidates["shifted"] = shifted
     default = "fused" if h.shape[1] == 1 and not h.is_cuda else "plain"
-    key = forms.shape_key("conv2d_same_maxpool", h, weight, extra=pool)
+    key = forms.shape_key("conv2d_same_maxpool", h, weight, extra=(*pool, then_elu))
     return forms.run("conv2d_same_maxpool", key, candidates, default, h.device)
+
+
+def _shifted_products_same_maxpool(h: torch.Tensor, weight: torch.Tensor, pool: tuple[int, int],
+                                   pooled_rows: int | None = None) -> torch.Tensor:
+    """conv2d_same_maxpool as shifted matrix products: h (B, C, T, F) -> (B, O, T // pt, F // pf), channels_last.
+
+    The input is copied once, zero-padded, channels last, and read as rows of C values indexed by
+    q = t (F + kw - 1) + f; the output at q is the sum over kernel taps (i, j) of row q + i (F + kw - 1)
+    + j times that tap's (C, O) weights: kh kw products of contiguous row ranges (each row's last
+    kw - 1 positions are computed and dropped: the padding's columns). A few pooled rows at a time
+    the sum stays in cache and is max-pooled there, so the conv's maps are never written.
+    """
+    B, C, T, Fq = h.shape
+    O, _, kh, kw = weight.shape
+    pt, pf = pool
+    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else h.dtype
+    width = Fq + kw - 1
+    padded = torch.zeros(B, T + kh, width, C, dtype=dtype, device=h.device)       # one spare zero row: the last taps overreach
+    padded[:, kh // 2:kh // 2 + T, kw // 2:kw // 2 + Fq] = h.permute(0, 2, 3, 1)
+    rows_of = padded.view(B, -1, C)
+    taps = [(i * width + j, weight[:, :, i, j].t().contiguous().to(dtype)) for i in range(kh) for j in range(kw)]
+    To, Fo = T // pt, Fq // pf
+    step = pooled_rows or max(1, 1024 // (pt * width))                              # about 1024 output rows a block
+    out = torch.empty(B, To, Fo, O, dtype=dtype, device=h.device)
+    buffer = torch.empty(min(step, To) * pt * width, O, dtype=dtype, device=h.device)
+    for b in range(B):
+        for p0 in range(0, To, step):
+            p1 = min(p0 + step, To)
+            q0, n = p0 * pt * width, (p1 - p0) * pt * width
+            acc = buffer[:n]
+            for index, (shift, w) in enumerate(taps):
+                rows = rows_of[b, q0 + shift:q0 + shift + n]
+                torch.mm(rows, w, out=acc) if index == 0 else acc.addmm_(rows, w)
+            grid = acc.view(p1 - p0, pt, width, O)[:, :, :Fo * pf].view(p1 - p0, pt, Fo, pf, O)
+            freq_max = grid[:, :, :, 0]                                             # maxima of slices: see conv2d_1ch_same_maxpool
+            for j in range(1, pf):
+                freq_max = torch.maximum(freq_max, grid[:, :, :, j])
+            max_over(freq_max, 1, out[b, p0:p1])
+    return out.permute(0, 3, 1, 2)
 
 
 def conv1d_time_major(h: torch.Tensor, weight: torch.Tensor, padding: int = 0) -> torch.Tensor:
@@ -329,7 +400,7 @@ def _sample_level_blocked(wave, conv0, blocks, rows: int = 1026):
                 acc.addmm_(x[at + 1:at + 1 + e - s], block[1])
                 acc.addmm_(x[at + 2:at + 2 + e - s], block[2])
                 out = nxt[1 + s // 3:1 + e // 3]
-                torch.amax(acc.view(-1, 3, nf), dim=1, out=out)
+                max_over(acc.view(-1, 3, nf), 1, out)
                 total += out.relu_().sum(dim=0, dtype=torch.float32)
             if index == 0:                                                 # frames past the last pooled triple
                 sum0 += samples[3 * pooled:].matmul(w0).relu_().sum(dim=0, dtype=torch.float32)
@@ -426,7 +497,7 @@ def _frame_level_time_major(wave, fronts, stride, backend, rows: int = 1024):
         means.append(_shifted_products(out1, taps[1], out2, rows, residual=out1[half:half + n1]) / n1)
         n3 = n1 // 2
         pooled = torch.zeros(n3 + 2 * half, out1.shape[1], **new)
-        torch.amax(out2[:2 * n3].view(n3, 2, -1), dim=1, out=pooled[half:half + n3])
+        max_over(out2[:2 * n3].view(n3, 2, -1), 1, pooled[half:half + n3])
         means.append(_shifted_products(pooled, taps[2], None, rows, residual=pooled[half:half + n3]) / n3)
         feats.append(means)
     return [torch.stack(per_output) for per_output in zip(*feats)]

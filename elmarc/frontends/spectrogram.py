@@ -57,6 +57,6 @@ class VGG(Frontend):
             h = h.contiguous(memory_format=torch.channels_last)
         feats = []
         for conv, pool in zip(self.convs, self.pools):
-            h = ops.elu(ops.conv2d_same_maxpool(h, conv.weight, pool))
+            h = ops.conv2d_same_maxpool(h, conv.weight, pool, then_elu=True)
             feats.append(time_mean(h))
         return torch.cat(feats, dim=1)
