@@ -371,18 +371,6 @@ def _sample_level_blocked(wave, conv0, blocks, rows: int = 1026):
         samples = clip[:3 * frames].view(frames, 3).to(dtype)
         first = torch.empty(min(rows, frames) + 2, nf, **new)             # conv0's rows for one block, with its neighbours
         sum0 = torch.zeros(nf, dtype=torch.float32, device=wave.device)
-
-        def conv0_rows(s: int, e: int) -> torch.Tensor:
-            """relu(conv0) for frames s-1 .. e (zero outside the clip: 'same' padding), summing frames s .. e-1."""
-            nonlocal sum0
-            out = first[:e - s + 2]
-            lo, hi = max(s - 1, 0), min(e + 1, frames)
-            torch.mm(samples[lo:hi], w0, out=out[lo - (s - 1):hi - (s - 1)]).relu_()
-            out[:lo - (s - 1)].zero_()
-            out[hi - (s - 1):].zero_()
-            sum0 += out[1:1 + e - s].sum(dim=0, dtype=torch.float32)
-            return out
-
         h = None                                                           # the padded input of the next block
         means = []
         buffer = torch.empty(min(rows, frames), nf, **new)
@@ -394,7 +382,11 @@ def _sample_level_blocked(wave, conv0, blocks, rows: int = 1026):
             total = torch.zeros(nf, dtype=torch.float32, device=wave.device)
             for s in range(0, 3 * pooled, rows):
                 e = min(s + rows, 3 * pooled)
-                x, at = (conv0_rows(s, e), 0) if index == 0 else (h, s)
+                if index == 0:
+                    x, at = _first_conv_rows(samples, w0, s, e, first), 0
+                    sum0 += x[1:1 + e - s].sum(dim=0, dtype=torch.float32)
+                else:
+                    x, at = h, s
                 acc = buffer[:e - s]
                 torch.mm(x[at:at + e - s], block[0], out=acc)
                 acc.addmm_(x[at + 1:at + 1 + e - s], block[1])
@@ -409,6 +401,16 @@ def _sample_level_blocked(wave, conv0, blocks, rows: int = 1026):
             h, frames = nxt, pooled
         feats.append(means)
     return [torch.stack(per_output) for per_output in zip(*feats)]
+
+
+def _first_conv_rows(samples: torch.Tensor, w0: torch.Tensor, s: int, e: int, buffer: torch.Tensor) -> torch.Tensor:
+    """relu(conv0) of frames s-1 .. e into buffer (zero outside the clip: the next conv's 'same' padding)."""
+    out = buffer[:e - s + 2]
+    lo, hi = max(s - 1, 0), min(e + 1, samples.shape[0])
+    torch.mm(samples[lo:hi], w0, out=out[lo - (s - 1):hi - (s - 1)]).relu_()
+    out[:lo - (s - 1)].zero_()
+    out[hi - (s - 1):].zero_()
+    return out
 
 
 def _sample_level_channel_major(wave, conv0, blocks):
