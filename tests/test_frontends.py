@@ -414,4 +414,10 @@ def test_conv_forms_modes_pick_plain_the_rule_or_the_measurement(monkeypatch):
     monkeypatch.setattr(forms, "_time", lambda fn, device: 0.001 if fn is candidates["plain"] else 0.002)
     with forms.forced("auto"):
         forms.run("op", "k-auto", candidates, "fast", cpu)
-    assert forms.choices()["k-auto"] == "plain" and calls[-1] == "plain"       # the plain form wins when it is faster
+    assert forms.choices()["k-auto|forms=fast,plain"] == "plain" and calls[-1] == "plain"   # plain wins when faster
+    # a stored choice holds for the candidates it was measured among: a new form is measured again
+    candidates["newer"] = lambda: calls.append("newer")
+    monkeypatch.setattr(forms, "_time", lambda fn, device: 0.0005 if fn is candidates["newer"] else 0.001)
+    with forms.forced("auto"):
+        forms.run("op", "k-auto", candidates, "fast", cpu)
+    assert forms.choices()["k-auto|forms=fast,newer,plain"] == "newer" and calls[-1] == "newer"
