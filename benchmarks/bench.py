@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import re
 import tempfile
@@ -247,6 +248,84 @@ def bench_ceiling(widths, names, mm: float, dev, rows: int = 1024) -> pd.DataFra
                   f"{100 * row['blocks_fraction_of_matmul']:5.1f}% (slowest {row['blocks_slowest_MxKxN']} at "
                   f"{100 * row['blocks_slowest_fraction']:.0f}%)", flush=True)
     return pd.DataFrame(rows_out)
+
+
+def max_freq_layers(model: torch.nn.Module) -> list[tuple[int, int, int, int]]:
+    """(kt, kf, filters, time padding) of each one-channel conv whose maps are max-pooled over all their
+    frequency offsets (7x96, 7x86, the timbral branches), or [] for other front-ends."""
+    from elmarc.frontends.musical import Musical
+    from elmarc.frontends.spectrogram import Conv7xN
+
+    if isinstance(model, Conv7xN):
+        convs = [model.conv]
+    elif isinstance(model, Musical) and model.timbral is not None:
+        convs = list(model.timbral.convs)
+    else:
+        return []
+    return [(c.kernel_size[0], c.kernel_size[1], c.out_channels, 0 if isinstance(model, Conv7xN) else c.kernel_size[0] // 2)
+            for c in convs]
+
+
+def _offset_products(patches: torch.Tensor, wt: torch.Tensor, kt: int, offsets: int, rows: int, maximum: bool) -> None:
+    """One product per frequency offset and whole block of rows into a reused buffer, with or without the running maximum."""
+    k = wt.shape[0]
+    running, product = torch.empty(rows, wt.shape[1], device=wt.device), torch.empty(rows, wt.shape[1], device=wt.device)
+    for s in range(0, patches.shape[0] - rows + 1, rows):
+        torch.mm(patches[s:s + rows, :k], wt, out=running)
+        for f in range(1, offsets):
+            torch.mm(patches[s:s + rows, f * kt:f * kt + k], wt, out=product)
+            if maximum:
+                torch.maximum(running, product, out=running)
+
+
+def bench_max_freq(widths, names, mm: float, dev, rows: int = 512) -> pd.DataFrame:
+    """For the layers max-pooled over frequency: their products alone (one per offset and block of rows,
+    into a reused buffer, on the strided patch matrix), the same with the running maximum, and the
+    layer as extraction runs it (conv2d_max_freq_relu_mean, its measured form): where the time goes."""
+    from elmarc.frontends import forms, ops
+
+    def best(fn, reps=3):
+        fn()
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    out_rows = []
+    for name, cfg in frontend_configs().items():
+        if (names and name not in names) or not cfg.get("widths"):
+            continue
+        for width in widths:
+            layers = max_freq_layers(build_frontend(cfg, width, seed=0))
+            if not layers:
+                continue
+            batch = frontend_batch_size(cfg, width, dev.type == "cuda")
+            h = (torch.randn(batch, 1, 1376, 96, device=dev) * 10 - 40)
+            totals = {"macs": 0, "products": 0.0, "with_maximum": 0.0, "layer": 0.0}
+            forms.configure("auto")
+            for kt, kf, n_filters, pad in layers:
+                w = torch.randn(n_filters, 1, kt, kf, device=dev) * 0.05
+                offsets = 96 - kf + 1
+                frames = torch.nn.functional.pad(h[:, 0], (0, 0, pad, pad)).unfold(1, kt, 1)
+                patches = frames.reshape(-1, 96 * kt).contiguous()
+                wt = w[:, 0].transpose(1, 2).reshape(n_filters, kf * kt).t().contiguous()
+                n, k = patches.shape[0], kf * kt
+                share = (n // rows * rows) / n                       # whole blocks timed: scale to all rows
+                totals["macs"] += n * offsets * n_filters * k
+                for key, maximum in (("products", False), ("with_maximum", True)):
+                    totals[key] += best(functools.partial(_offset_products, patches, wt, kt, offsets, rows, maximum)) / share
+                totals["layer"] += best(functools.partial(ops.conv2d_max_freq_relu_mean, h, w, (pad, pad)))
+            forms.reset()
+            forms.configure("fused")
+            frac = {key: 2 * totals["macs"] / totals[key] / 1e9 / mm for key in ("products", "with_maximum", "layer")}
+            out_rows.append({"frontend": name, "width": width, "batch": batch, "layers": len(layers),
+                             **{f"{key}_fraction_of_matmul": round(v, 3) for key, v in frac.items()}})
+            print(f"  {name:<18} {width:<5} batch {batch:<3} {len(layers)} layers max-pooled over frequency: products "
+                  f"{100 * frac['products']:5.1f}% of matmul, with the running maximum {100 * frac['with_maximum']:5.1f}%, "
+                  f"the layers as extracted {100 * frac['layer']:5.1f}%", flush=True)
+    return pd.DataFrame(out_rows)
 
 
 def synth_files(folder: Path, n: int, seconds: float = 10.0, rate: int = 44100) -> Path:
@@ -675,9 +754,16 @@ def main(argv=None) -> int:
         print("ceiling: matrix products at each convolution's im2col shape", flush=True)
         df = bench_ceiling(args.widths.split(","), set(filter(None, args.frontends.split(","))), mm, dev)
         df.to_csv(args.out / "ceiling.csv", index=False)
+        if dev.type == "cpu":
+            print("ceiling: the layers max-pooled over frequency, products / + running maximum / as extracted", flush=True)
+            freq = bench_max_freq(args.widths.split(","), set(filter(None, args.frontends.split(","))), mm, dev)
+            freq.to_csv(args.out / "ceiling_max_freq.csv", index=False)
         md += ["## GEMM ceiling: torch.mm at each convolution's im2col shape, one product with a fresh output and "
                "blocks of 1024 rows into a reused buffer (what a form built on matrix products can reach here)", "",
                markdown_table(df), ""]
+        if dev.type == "cpu":
+            md += ["## Layers max-pooled over frequency: their products alone, with the running maximum, and as "
+                   "extracted (fractions of matmul)", "", markdown_table(freq), ""]
     if "e2e" in sections:
         print("e2e: extraction from files vs in memory", flush=True)
         df = bench_e2e(args.e2e_clips, dev, [("vgg", "large"), ("7x86", "large"), ("vgg", "small")], args.workers,
