@@ -17,7 +17,9 @@ Sections (``--only`` picks some):
   ceiling   each front-end's GEMM ceiling: torch.mm timed at every convolution's im2col shape (the
             batch extraction uses), as a fraction of the matmul rate, as one product with a fresh
             output and in blocks of 1024 rows into a reused buffer (how the blocked forms run them):
-            what a convolution form built on matrix products can reach on this host
+            what a convolution form built on matrix products can reach on this host; and for the
+            layers max-pooled over frequency (7x96, 7x86, timbral branches) their products alone,
+            with the running maximum over the offsets, and as extracted
 Writes bench/<section>.csv and bench/bench.md and prints them.
 """
 from __future__ import annotations
