@@ -450,8 +450,9 @@ def frame_level_stack(wave: torch.Tensor, fronts: list[tuple[torch.Tensor, tuple
     sum and average applied there (oneDNN's conv1d runs these shapes well below the GEMM
     library's rate on some hosts).
     """
-    candidates = {"plain": lambda: _frame_level_channel_major(wave, fronts, stride, backend),
-                  "time_major": lambda: _frame_level_time_major(wave, fronts, stride, backend)}
+    candidates = {"plain": lambda: _frame_level_channel_major(wave, fronts, stride, backend)}
+    if not wave.is_cuda:
+        candidates["time_major"] = lambda: _frame_level_time_major(wave, fronts, stride, backend)
     key = forms.shape_key("frame_level_stack", wave, *(w for w, _ in fronts), *backend,
                           extra=(stride, *(p for _, p in fronts)))
     return forms.run("frame_level_stack", key, candidates, "plain" if wave.is_cuda else "time_major", wave.device)
