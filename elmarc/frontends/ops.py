@@ -125,7 +125,9 @@ def conv2d_max_freq_relu_mean(h: torch.Tensor, weight: torch.Tensor, time_pad: t
                   "maps": lambda: time_mean(relu_fresh(conv2d_max_freq(h, weight, time_pad)))}
     if not h.is_cuda and not torch.compiler.is_compiling():  # its out= products are opaque to a graph
         candidates["patches"] = lambda: _patch_products_max(h, weight, time_pad, relu_mean=True)
-    default = "maps" if h.is_cuda or torch.compiler.is_compiling() else "patches"
+    # one offset: the maps' conv1d reads the input in place, where the patches form first copies it kt times
+    one_offset = h.shape[3] == weight.shape[3]
+    default = "patches" if "patches" in candidates and not one_offset else "maps"
     key = forms.shape_key("conv2d_max_freq_relu_mean", h, weight, extra=time_pad)
     return forms.run("conv2d_max_freq_relu_mean", key, candidates, default, h.device)
 
