@@ -63,6 +63,43 @@ def max_over(x: torch.Tensor, dim: int, out: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype a CPU form computes in: the autocast dtype inside torch.autocast("cpu"), else x's.
+    (The forms' out= products are not autocast by torch, so they cast their operands themselves.)"""
+    return torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+
+
+def tap_weights(weight: torch.Tensor, dtype: torch.dtype) -> list[torch.Tensor]:
+    """A conv1d's weight (O, C, k) as k matrices (C, O), one per tap, for products of shifted rows."""
+    return [weight[:, :, r].t().contiguous().to(dtype) for r in range(weight.shape[2])]
+
+
+def shifted_rows_product(acc: torch.Tensor, x: torch.Tensor, start: int, taps: list[torch.Tensor],
+                         shifts: list[int] | None = None) -> torch.Tensor:
+    """acc = sum over taps r of x[start + shift_r : start + shift_r + len(acc)] @ taps[r], into acc
+    (shifts: 0, 1, ... by default): a convolution over the rows of a time-major x, one block."""
+    n = acc.shape[0]
+    for r, (shift, w) in enumerate(zip(shifts or range(len(taps)), taps)):
+        rows = x[start + shift:start + shift + n]
+        torch.mm(rows, w, out=acc) if r == 0 else acc.addmm_(rows, w)
+    return acc
+
+
+def patch_rows(h: torch.Tensor, kt: int, time_pad: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
+    """h (B, 1, T, F) copied as (B T', F kt) rows, row (b, t) the kt frames from t of each band,
+    band-major: the patch of kf bands at frequency offset f is the slice [f kt, (f + kf) kt) of
+    every row, a matrix the GEMM library reads in place."""
+    x = F.pad(h[:, 0], (0, 0, *time_pad)) if any(time_pad) else h[:, 0]
+    frames = x.unfold(1, kt, 1)                               # (B, T', F, kt), a view
+    return frames.reshape(-1, h.shape[3] * kt).to(dtype)
+
+
+def band_major_weights(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """weight (O, 1, kt, kf) as the (kf kt, O) matrix whose rows follow patch_rows' order."""
+    O, _, kt, kf = weight.shape
+    return weight[:, 0].transpose(1, 2).reshape(O, kf * kt).t().contiguous().to(dtype)
+
+
 def conv2d_max_freq(h: torch.Tensor, weight: torch.Tensor, time_pad: tuple[int, int] = (0, 0),
                     filter_block: int = 512) -> torch.Tensor:
     """A one-channel conv2d, valid in frequency, followed by a max over every frequency offset.
@@ -142,24 +179,20 @@ def _patch_products_max(h: torch.Tensor, weight: torch.Tensor, time_pad: tuple[i
     """conv2d_max_freq as matrix products: h (B, 1, T, F), weight (O, 1, kt, kf) -> (B, O, T', 1),
     or with relu_mean the time average of its ReLU, (B, O) in fp32, without writing the maps.
 
-    The input is copied once as (B T', F kt) rows, row (b, t) holding the kt frames from t for
-    each band (band-major), so the patch at frequency offset f is the contiguous slice
-    [f kt, (f + kf) kt) of every row: a matrix with leading dimension F kt that the GEMM library
-    reads in place. Per block of `rows` output rows, one product per offset into a buffer and a
-    running maximum, both small enough to stay in cache (writing each offset's whole map, or
-    allocating a fresh one per product, costs a quarter of the time or more).
+    The input is copied once (patch_rows), so each frequency offset's patches are a strided
+    matrix. Per block of `rows` output rows, one product per offset into a buffer and a running
+    maximum, both small enough to stay in cache (writing each offset's whole map, or allocating a
+    fresh one per product, costs a quarter of the time or more).
     """
     B, _, T, Fq = h.shape
     O, _, kt, kf = weight.shape
     offsets = Fq - kf + 1
-    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else h.dtype
-    x = F.pad(h[:, 0], (0, 0, *time_pad)) if any(time_pad) else h[:, 0]
-    frames = x.unfold(1, kt, 1)                               # (B, T', F, kt), a view
-    per_clip = frames.shape[1]
-    n = B * per_clip
-    patches = frames.reshape(n, Fq * kt).to(dtype)           # the one copy
+    dtype = compute_dtype(h)
+    patches = patch_rows(h, kt, time_pad, dtype)             # the one copy
+    n = patches.shape[0]
+    per_clip = n // B
     k = kf * kt
-    wt = weight[:, 0].transpose(1, 2).reshape(O, k).t().contiguous().to(dtype)    # (kf kt, O), band-major as the rows
+    wt = band_major_weights(weight, dtype)
     new = {"dtype": dtype, "device": h.device}
     buffer = torch.empty(min(rows, n), O, **new)
     if relu_mean:                                            # blocks within one clip, summed into its row
@@ -275,12 +308,13 @@ def _shifted_products_same_maxpool(h: torch.Tensor, weight: torch.Tensor, pool: 
     B, C, T, Fq = h.shape
     O, _, kh, kw = weight.shape
     pt, pf = pool
-    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else h.dtype
+    dtype = compute_dtype(h)
     width = Fq + kw - 1
     padded = torch.zeros(B, T + kh, width, C, dtype=dtype, device=h.device)       # one spare zero row: the last taps overreach
     padded[:, kh // 2:kh // 2 + T, kw // 2:kw // 2 + Fq] = h.permute(0, 2, 3, 1)
     rows_of = padded.view(B, -1, C)
-    taps = [(i * width + j, weight[:, :, i, j].t().contiguous().to(dtype)) for i in range(kh) for j in range(kw)]
+    shifts = [i * width + j for i in range(kh) for j in range(kw)]
+    taps = tap_weights(weight.flatten(2), dtype)                                   # per tap (i, j), in shifts' order
     To, Fo = T // pt, Fq // pf
     step = pooled_rows or max(1, 1024 // (pt * width))                              # about 1024 output rows a block
     out = torch.empty(B, To, Fo, O, dtype=dtype, device=h.device)
@@ -289,10 +323,7 @@ def _shifted_products_same_maxpool(h: torch.Tensor, weight: torch.Tensor, pool: 
         for p0 in range(0, To, step):
             p1 = min(p0 + step, To)
             q0, n = p0 * pt * width, (p1 - p0) * pt * width
-            acc = buffer[:n]
-            for index, (shift, w) in enumerate(taps):
-                rows = rows_of[b, q0 + shift:q0 + shift + n]
-                torch.mm(rows, w, out=acc) if index == 0 else acc.addmm_(rows, w)
+            acc = shifted_rows_product(buffer[:n], rows_of[b], q0, taps, shifts)
             grid = acc.view(p1 - p0, pt, width, O)[:, :, :Fo * pf].view(p1 - p0, pt, Fo, pf, O)
             freq_max = grid[:, :, :, 0]                                             # maxima of slices: see conv2d_1ch_same_maxpool
             for j in range(1, pf):
@@ -362,10 +393,10 @@ def _sample_level_blocked(wave, conv0, blocks, rows: int = 1026):
     """Time-major; each block's conv as three shifted matrix products per block of `rows` frames (a
     multiple of 3), pooled, rectified and summed while in cache, so no conv's maps are written; the
     first conv's rows are made block by block where the first block's products read them."""
-    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else wave.dtype
+    dtype = compute_dtype(wave)
     new = {"dtype": dtype, "device": wave.device}
     w0 = conv0[:, 0].t().to(dtype)
-    taps = [[w[:, :, r].t().contiguous().to(dtype) for r in range(3)] for w in blocks]     # per tap (C_in, C_out)
+    taps = [tap_weights(w, dtype) for w in blocks]
     nf = conv0.shape[0]
     feats: list[list[torch.Tensor]] = []
     for clip in wave:
@@ -389,10 +420,7 @@ def _sample_level_blocked(wave, conv0, blocks, rows: int = 1026):
                     sum0 += x[1:1 + e - s].sum(dim=0, dtype=torch.float32)
                 else:
                     x, at = h, s
-                acc = buffer[:e - s]
-                torch.mm(x[at:at + e - s], block[0], out=acc)
-                acc.addmm_(x[at + 1:at + 1 + e - s], block[1])
-                acc.addmm_(x[at + 2:at + 2 + e - s], block[2])
+                acc = shifted_rows_product(buffer[:e - s], x, at, block)
                 out = nxt[1 + s // 3:1 + e // 3]
                 max_over(acc.view(-1, 3, nf), 1, out)
                 total += out.relu_().sum(dim=0, dtype=torch.float32)
@@ -477,11 +505,11 @@ def frame_backend(h: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, w3: torch
 
 
 def _frame_level_time_major(wave, fronts, stride, backend, rows: int = 1024):
-    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else wave.dtype
+    dtype = compute_dtype(wave)
     new = {"dtype": dtype, "device": wave.device}
     widths = [w.shape[0] for w, _ in fronts]
     front_weights = [w[:, 0].t().contiguous().to(dtype) for w, _ in fronts]            # (k_i, nf_i)
-    taps = [[w[:, :, r].t().contiguous().to(dtype) for r in range(w.shape[2])] for w in backend]   # per tap (C_in, C_out)
+    taps = [tap_weights(w, dtype) for w in backend]
     k = backend[0].shape[2]
     half = k // 2
     feats: list[list[torch.Tensor]] = []
@@ -518,10 +546,7 @@ def _shifted_products(x: torch.Tensor, taps: list[torch.Tensor], out: torch.Tens
     total = torch.zeros(taps[0].shape[1], dtype=torch.float32, device=x.device)
     for s in range(0, n, rows):
         e = min(s + rows, n)
-        acc = out[s:e] if out is not None else buffer[:e - s]
-        torch.mm(x[s:e], taps[0], out=acc)
-        for r in range(1, len(taps)):
-            acc.addmm_(x[s + r:e + r], taps[r])
+        acc = shifted_rows_product(out[s:e] if out is not None else buffer[:e - s], x, s, taps)
         acc.relu_()
         if residual is not None:
             acc.add_(residual[s:e])

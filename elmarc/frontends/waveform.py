@@ -41,8 +41,12 @@ class FrameBackend(nn.Module):
         self.conv2 = nn.Conv1d(nf, nf, 7, padding=3, bias=False)
         self.conv3 = nn.Conv1d(nf, nf, 7, padding=3, bias=False)
 
+    @property
+    def weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.conv1.weight, self.conv2.weight, self.conv3.weight
+
     def forward(self, h: torch.Tensor) -> list[torch.Tensor]:
-        return ops.frame_backend(h, self.conv1.weight, self.conv2.weight, self.conv3.weight)
+        return ops.frame_backend(h, *self.weights)
 
 
 class FrameLevel(Frontend):
@@ -60,9 +64,8 @@ class FrameLevel(Frontend):
         self.feature_dim = 4 * nf
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        b = self.backend
         return torch.cat(ops.frame_level_stack(wave, [(self.front.weight, (0, 0))], self.front.stride[0],
-                                               (b.conv1.weight, b.conv2.weight, b.conv3.weight)), dim=1)
+                                               self.backend.weights), dim=1)
 
 
 class FrameLevelMany(Frontend):
@@ -78,6 +81,4 @@ class FrameLevelMany(Frontend):
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         fronts = [(conv.weight, same_padding(conv.kernel_size[0], conv.stride[0], wave.shape[1])) for conv in self.fronts]
-        b = self.backend
-        return torch.cat(ops.frame_level_stack(wave, fronts, self.fronts[0].stride[0],
-                                               (b.conv1.weight, b.conv2.weight, b.conv3.weight)), dim=1)
+        return torch.cat(ops.frame_level_stack(wave, fronts, self.fronts[0].stride[0], self.backend.weights), dim=1)
