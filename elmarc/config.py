@@ -100,6 +100,7 @@ class ExtractConfig:
     precision: str = "32-true"       # features must stay comparable: mixed precision only on purpose
     compile: Optional[bool] = None   # torch.compile; null: where the front-end's `compile` flag says it pays (large width)
     conv_forms: ConvForms = ConvForms.auto   # which form of each layer runs (same features to float rounding; not in the key)
+    native_kernels: bool = True      # forms may use C++ kernels compiled here on first use (needs a C++ compiler)
     tf32: bool = False               # GPU: let cuDNN round fp32 convs to TF32 (faster, other numbers; in the cache key)
     batch_size: Optional[int] = None     # null: the front-end's batch_size (gpu_batch_size on a GPU) for the width
     threads: Optional[int] = None        # torch CPU threads per job (null: torch's default); 1 when jobs run in parallel

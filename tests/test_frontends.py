@@ -212,11 +212,11 @@ def test_patch_products_give_the_max_over_frequency_and_its_rectified_average(sh
     averaged = ops._patch_products_max(x, w, time_pad, rows=rows, relu_mean=True)
     assert averaged.shape == (3, shape[0]) and averaged.dtype == torch.float32
     torch.testing.assert_close(averaged, F.relu(expected).mean(dim=(2, 3)), rtol=1e-5, atol=1e-5)
-    for form in ("plain", "maps", "patches"):                          # the op's every form
+    for form in ("plain", "maps", "patches", "native"):                # the op's every form (native: where compiled)
         with forms.pinned(form):
             got = ops.conv2d_max_freq_relu_mean(x, w, time_pad)
         torch.testing.assert_close(got, F.relu(expected).mean(dim=(2, 3)), rtol=1e-5, atol=1e-5)
-    for form in ("plain", "offsets", "onerow", "conv1d", "patches"):     # and the map op's (those its shape has)
+    for form in ("plain", "offsets", "onerow", "conv1d", "patches", "native"):   # and the map op's (those its shape has)
         with forms.pinned(form):
             got = ops.conv2d_max_freq(x, w, time_pad)
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-4)
@@ -267,6 +267,7 @@ def test_faster_conv_forms_equal_the_direct_convolution(frontend_configs, name):
 @pytest.mark.parametrize("name,form", [("sample_level", "time_major"), ("sample_level", "blocked"),
                                        ("frame_level", "time_major"), ("frame_level_many", "time_major"),
                                        ("7x86", "maps offsets"), ("7x86", "maps patches"), ("7x86", "patches"),
+                                       ("7x86", "maps native"), ("7x86", "native"), ("timbral", "native"),
                                        ("7x96", "maps conv1d"), ("timbral", "maps onerow"), ("timbral", "maps offsets"),
                                        ("vgg", "fused"), ("vgg", "shifted")])
 def test_each_named_form_equals_the_direct_convolution(frontend_configs, name, form):

@@ -59,10 +59,11 @@ def extract_stage(cfg: DictConfig, source, frontend, entry: FeatureEntry, cache_
     if entry.is_complete() and not entry.problems():
         log.info("features cached at %s: nothing to extract", entry.root)
         return {"cached": True, "extracted": 0}
-    from ..frontends import forms
+    from ..frontends import forms, native
 
     opts: ExtractConfig = OmegaConf.to_object(cfg.extract)
     forms.configure(str(opts.conv_forms), cache_dir)
+    native.enable(opts.native_kernels)
     inputs = input_config(cfg)
     import torch
 

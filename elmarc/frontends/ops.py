@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import forms
+from . import forms, native
 from .base import time_mean
 
 
@@ -85,13 +85,21 @@ def shifted_rows_product(acc: torch.Tensor, x: torch.Tensor, start: int, taps: l
     return acc
 
 
-def patch_rows(h: torch.Tensor, kt: int, time_pad: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
+def patch_rows(h: torch.Tensor, kt: int, time_pad: tuple[int, int], dtype: torch.dtype,
+               row_multiple: int = 1) -> torch.Tensor:
     """h (B, 1, T, F) copied as (B T', F kt) rows, row (b, t) the kt frames from t of each band,
     band-major: the patch of kf bands at frequency offset f is the slice [f kt, (f + kf) kt) of
-    every row, a matrix the GEMM library reads in place."""
+    every row, a matrix the GEMM library reads in place. Zero rows added up to a multiple of
+    row_multiple (the native kernel's tile)."""
     x = F.pad(h[:, 0], (0, 0, *time_pad)) if any(time_pad) else h[:, 0]
     frames = x.unfold(1, kt, 1)                               # (B, T', F, kt), a view
-    return frames.reshape(-1, h.shape[3] * kt).to(dtype)
+    if row_multiple == 1:
+        return frames.reshape(-1, h.shape[3] * kt).to(dtype)
+    n = frames.shape[0] * frames.shape[1]
+    rows = torch.empty(-(-n // row_multiple) * row_multiple, h.shape[3] * kt, dtype=dtype, device=h.device)
+    rows[n:].zero_()
+    rows[:n].view(frames.shape).copy_(frames)
+    return rows
 
 
 def band_major_weights(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -131,6 +139,9 @@ def conv2d_max_freq(h: torch.Tensor, weight: torch.Tensor, time_pad: tuple[int, 
     if not h.is_cuda and not torch.compiler.is_compiling():  # its out= products are opaque to a graph
         candidates["patches"] = lambda: _patch_products_max(h, weight, time_pad)
         default = "patches" if offsets > 1 else default
+    if _native_ready(h):
+        candidates["native"] = lambda: _native_patch_max(h, weight, time_pad)
+        default = "native" if offsets > 1 else default
     key = forms.shape_key("conv2d_max_freq", h, weight, extra=time_pad)
     return forms.run("conv2d_max_freq", key, candidates, default, h.device)
 
@@ -162,9 +173,11 @@ def conv2d_max_freq_relu_mean(h: torch.Tensor, weight: torch.Tensor, time_pad: t
                   "maps": lambda: time_mean(relu_fresh(conv2d_max_freq(h, weight, time_pad)))}
     if not h.is_cuda and not torch.compiler.is_compiling():  # its out= products are opaque to a graph
         candidates["patches"] = lambda: _patch_products_max(h, weight, time_pad, relu_mean=True)
-    # one offset: the maps' conv1d reads the input in place, where the patches form first copies it kt times
+    if _native_ready(h):
+        candidates["native"] = lambda: _native_patch_max(h, weight, time_pad, relu_mean=True)
+    # one offset: the maps' conv1d reads the input in place, where the patch forms first copy it kt times
     one_offset = h.shape[3] == weight.shape[3]
-    default = "patches" if "patches" in candidates and not one_offset else "maps"
+    default = "maps" if one_offset else "native" if "native" in candidates else "patches" if "patches" in candidates else "maps"
     key = forms.shape_key("conv2d_max_freq_relu_mean", h, weight, extra=time_pad)
     return forms.run("conv2d_max_freq_relu_mean", key, candidates, default, h.device)
 
@@ -213,6 +226,34 @@ def _patch_products_max(h: torch.Tensor, weight: torch.Tensor, time_pad: tuple[i
     if relu_mean:
         return total / per_clip
     return out.view(B, -1, O).permute(0, 2, 1).unsqueeze(-1)
+
+
+def _native_ready(h: torch.Tensor) -> bool:
+    """The native kernel can run this layer: fp32 on a CPU, outside a traced graph, and compiled here."""
+    return (h.device.type == "cpu" and not torch.compiler.is_compiling() and compute_dtype(h) == torch.float32
+            and native.library() is not None)
+
+
+def _native_patch_max(h: torch.Tensor, weight: torch.Tensor, time_pad: tuple[int, int],
+                      relu_mean: bool = False) -> torch.Tensor:
+    """conv2d_max_freq by the native kernel (native.py): the patch rows and band-major weights of
+    _patch_products_max, each offset's product computed in registers and max-accumulated there.
+    h (B, 1, T, F), weight (O, 1, kt, kf) -> (B, O, T', 1), or with relu_mean the time average of
+    its ReLU, (B, O), without writing the maps."""
+    B, _, T, Fq = h.shape
+    O, _, kt, kf = weight.shape
+    per_clip = T + sum(time_pad) - kt + 1
+    n = B * per_clip
+    patches = patch_rows(h, kt, time_pad, torch.float32, row_multiple=native.tile_rows())
+    packed = native.pack_columns(band_major_weights(weight, torch.float32))
+    columns = packed.shape[0] * packed.shape[2]
+    if relu_mean:
+        sums = torch.zeros(torch.get_num_threads(), B, columns)      # one slice per thread: no shared writes
+        native.patch_max(patches, kt, kf * kt, Fq - kf + 1, packed, n, sums=sums, per_clip=per_clip)
+        return sums.sum(dim=0)[:, :O] / per_clip
+    out = torch.empty(patches.shape[0], columns)
+    native.patch_max(patches, kt, kf * kt, Fq - kf + 1, packed, n, out=out)
+    return out[:n, :O].view(B, per_clip, O).permute(0, 2, 1).unsqueeze(-1)
 
 
 def conv2d_1row_max_freq(h: torch.Tensor, weight: torch.Tensor, block: int = 32) -> torch.Tensor:

@@ -1,0 +1,219 @@
+"""C++ kernels compiled on the machine that runs them, for the forms no composition of library calls does well.
+
+Why our own code: a max over frequency offsets taken between matrix-library calls costs one pass
+over each product block per offset (a quarter of the time of the 38-band timbral layers); in a
+register-tiled product the running maximum never leaves the registers (kernels/patch_max.cpp).
+
+On first use the source is compiled with the host's C++ compiler (``$CXX``, else ``c++``/``g++``)
+for the host's instruction set (``-march=native``; the vector width follows torch's CPU capability,
+so ``ATEN_CPU_CAPABILITY=avx2`` holds it to AVX2 too) into ``$ELMARC_NATIVE_DIR`` (default
+``~/.cache/elmarc/native``), one file per source, flags, compiler and CPU, so a shared home on a
+cluster of several CPU generations keeps one library per kind of node. A damaged library is
+rebuilt; without a compiler, or with ``extract.native_kernels=false``, ``library()`` is None and
+the forms built on it are simply not candidates.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+SOURCE = Path(__file__).with_name("kernels") / "patch_max.cpp"
+ROW_CHUNK = 96                       # rows whose patches stay in cache while every column tile passes
+
+_enabled = True
+_lock = threading.Lock()
+_loaded: dict[str, ctypes.CDLL | None] = {}
+_pool: tuple[int, int, ThreadPoolExecutor] | None = None     # (pid, workers, pool)
+
+
+def enable(flag: bool = True) -> None:
+    """Allow (or forbid) compiling and running the native kernels in this process."""
+    global _enabled
+    _enabled = bool(flag)
+
+
+def vector_lanes() -> int:
+    """fp32 lanes of the widest vector torch uses on this CPU: 16 (AVX-512), 8 (AVX2), else 4."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    return 16 if capability.startswith("AVX512") else 8 if capability == "AVX2" else 4
+
+
+def compile_flags() -> list[str]:
+    flags = ["-O3", "-march=native", "-shared", "-fPIC", f"-DVEC={vector_lanes()}"]
+    if torch.backends.cpu.get_cpu_capability() == "AVX2":
+        flags.append("-mno-avx512f")                    # held to AVX2 (or an AVX2 host, where it is a no-op)
+    return flags
+
+
+def compiler() -> str | None:
+    """$CXX when set (None if it is not found: the user's choice is not second-guessed), else c++/g++/clang++."""
+    if os.environ.get("CXX"):
+        return shutil.which(os.environ["CXX"])
+    return next((found for name in ("c++", "g++", "clang++") if (found := shutil.which(name))), None)
+
+
+def build_dir() -> Path:
+    if os.environ.get("ELMARC_NATIVE_DIR"):
+        return Path(os.environ["ELMARC_NATIVE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "elmarc" / "native"
+
+
+def _cpu_identity() -> str:
+    """The model name and feature flags of this CPU: what -march=native compiles for."""
+    with contextlib.suppress(OSError):
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return "\n".join(next((ln for ln in lines if ln.startswith(key)), "") for key in ("model name", "flags", "Features"))
+    import platform
+    return platform.processor() or platform.machine()
+
+
+def library_path(cxx: str) -> Path:
+    version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
+    digest = hashlib.sha256("\0".join([SOURCE.read_text(), " ".join(compile_flags()), version, _cpu_identity()]).encode())
+    return build_dir() / f"{SOURCE.stem}-{digest.hexdigest()[:20]}.so"
+
+
+def _compile(cxx: str, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=target.stem, suffix=".tmp", delete=False) as tmp:
+        partial = Path(tmp.name)
+    try:                                                # built aside, then renamed: readers never see half a file
+        done = subprocess.run([cxx, *compile_flags(), str(SOURCE), "-o", str(partial)], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise OSError(f"{cxx} could not compile {SOURCE}:\n{done.stderr[-2000:]}")
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _load(target: Path) -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(target))                      # ctypes.CDLL releases the GIL during each call
+    long, ptr = ctypes.c_long, ctypes.c_void_p
+    lib.patch_max.argtypes = [ptr, long, long, long, long, long, long, ptr, long, long, ptr, long, ptr, long, long]
+    lib.patch_max.restype = None
+    if lib.patch_max_tile_columns() != 2 * vector_lanes():
+        raise OSError(f"{target} was built for another vector width")
+    return lib
+
+
+def library() -> ctypes.CDLL | None:
+    """The compiled patch_max library for this machine, building it on first use; None where it cannot be."""
+    if not _enabled:
+        return None
+    cxx = compiler()
+    if cxx is None:
+        return _remember_missing("none", "no C++ compiler found (set CXX): the native conv form is not a candidate")
+    with _lock:
+        if cxx not in _loaded:
+            _loaded[cxx] = _build_and_load(cxx)
+        return _loaded[cxx]
+
+
+def _build_and_load(cxx: str) -> ctypes.CDLL | None:
+    target = _writable(library_path(cxx))
+    for attempt in range(2):
+        try:
+            if attempt or not target.is_file():
+                _compile(cxx, target)
+            return _load(target)
+        except OSError as exc:                          # a damaged or foreign file: rebuilt once, then given up
+            if attempt:
+                log.warning("native kernel unavailable (%s): the native conv form is not a candidate", exc)
+    return None
+
+
+def _writable(target: Path) -> Path:
+    """target, or the same name in a temporary folder where the cache folder cannot be written."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if os.access(target.parent, os.W_OK):
+            return target
+    except OSError:
+        pass
+    return Path(tempfile.gettempdir()) / "elmarc-native" / target.name
+
+
+def _remember_missing(key: str, message: str) -> None:
+    if key not in _loaded:
+        log.info(message)
+        _loaded[key] = None
+    return None
+
+
+def reset() -> None:
+    """Forget the loaded library (tests: rebuild from another folder or compiler)."""
+    with _lock:
+        _loaded.clear()
+
+
+def tile_rows() -> int:
+    return library().patch_max_tile_rows()
+
+
+def tile_columns() -> int:
+    return library().patch_max_tile_columns()
+
+
+def pack_columns(w: torch.Tensor) -> torch.Tensor:
+    """w (K, O) as (tiles, K, NR), zero columns added to fill the last tile: each tile's K x NR
+    panel contiguous, read in order by the kernel."""
+    K, O = w.shape
+    nr = tile_columns()
+    tiles = -(-O // nr)
+    padded = torch.zeros(K, tiles * nr, dtype=torch.float32)
+    padded[:, :O] = w
+    return padded.view(K, tiles, nr).permute(1, 0, 2).contiguous()
+
+
+def _workers(n: int) -> ThreadPoolExecutor | None:
+    """A pool of n threads for this process (rebuilt after a fork: threads do not survive one)."""
+    global _pool
+    if n <= 1:
+        return None
+    if _pool is None or _pool[0] != os.getpid() or _pool[1] != n:
+        _pool = (os.getpid(), n, ThreadPoolExecutor(n, thread_name_prefix="elmarc-native"))
+    return _pool[2]
+
+
+def patch_max(patches: torch.Tensor, kt: int, k: int, offsets: int, packed: torch.Tensor, n_valid: int,
+              out: torch.Tensor | None = None, sums: torch.Tensor | None = None, per_clip: int = 1) -> None:
+    """For each row r < n_valid of patches (rows padded with zeros to a multiple of tile_rows()),
+    the maximum over offsets f < offsets of patches[r, f kt : f kt + k] @ W, W packed by
+    pack_columns: into out (rows, tiles NR), or its ReLU summed into sums[r // per_clip] where
+    sums is (threads, clips, tiles NR), one slice per thread (summed by the caller).
+
+    Split by rows over torch's CPU threads; each thread runs the kernel on its own rows.
+    """
+    lib = library()
+    mr = lib.patch_max_tile_rows()
+    assert patches.dtype == packed.dtype == torch.float32 and patches.is_contiguous() and packed.is_contiguous()
+    assert patches.shape[0] % mr == 0 and packed.shape[1] == k
+    row_tiles = patches.shape[0] // mr
+    n = max(1, min(torch.get_num_threads(), row_tiles, sums.shape[0] if sums is not None else row_tiles))
+    bounds = [round(row_tiles * j / n) * mr for j in range(n + 1)]
+    ldo = (out if out is not None else sums).shape[-1]
+
+    def rows(j: int) -> None:
+        lib.patch_max(patches.data_ptr(), patches.stride(0), bounds[j], bounds[j + 1], kt, k, offsets,
+                      packed.data_ptr(), packed.shape[0], ROW_CHUNK,
+                      out.data_ptr() if out is not None else None, ldo,
+                      sums[j].data_ptr() if sums is not None else None, per_clip, n_valid)
+
+    pool = _workers(n)
+    if pool is None:
+        rows(0)
+    else:
+        for done in [pool.submit(rows, j) for j in range(n)]:
+            done.result()

@@ -1,0 +1,123 @@
+"""The native kernel (frontends/native.py): the conv2d max over frequency it computes, and how it is built,
+cached, rebuilt when damaged, and left out where it cannot be built."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from elmarc.frontends import forms, native, ops
+
+needs_compiler = pytest.mark.skipif(native.compiler() is None, reason="no C++ compiler on this machine")
+
+
+@pytest.fixture
+def fresh_native(tmp_path, monkeypatch):
+    """Builds into an empty folder; the process's library is reloaded afterwards."""
+    monkeypatch.setenv("ELMARC_NATIVE_DIR", str(tmp_path / "native"))
+    native.reset()
+    yield tmp_path / "native"
+    native.reset()
+
+
+def _expected(x, w, time_pad):
+    return F.conv2d(F.pad(x, (0, 0, *time_pad)), w).amax(dim=3, keepdim=True)
+
+
+SHAPES = [((37, 1, 1, 38), (0, 0)), ((70, 1, 7, 86), (3, 3)), ((20, 1, 3, 96), (1, 1)), ((33, 1, 2, 50), (0, 1))]
+
+
+@needs_compiler
+@pytest.mark.parametrize("shape,time_pad", SHAPES)     # filters not a multiple of a tile's columns, one offset, uneven pads
+@pytest.mark.parametrize("threads", [1, 2])
+def test_native_kernel_gives_the_max_over_frequency_and_its_rectified_average(shape, time_pad, threads):
+    g = torch.Generator().manual_seed(5)
+    x, w = torch.randn(3, 1, 41, 96, generator=g), torch.randn(*shape, generator=g)   # 3 x 41 rows: tiles straddle clips
+    expected = _expected(x, w, time_pad)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        maps = ops._native_patch_max(x, w, time_pad)
+        averaged = ops._native_patch_max(x, w, time_pad, relu_mean=True)
+    finally:
+        torch.set_num_threads(before)
+    assert maps.shape == expected.shape
+    torch.testing.assert_close(maps, expected, rtol=1e-5, atol=1e-4)
+    assert averaged.shape == (3, shape[0]) and averaged.dtype == torch.float32
+    torch.testing.assert_close(averaged, F.relu(expected).mean(dim=(2, 3)), rtol=1e-5, atol=1e-5)
+    for op, want in ((ops.conv2d_max_freq, expected), (ops.conv2d_max_freq_relu_mean, F.relu(expected).mean(dim=(2, 3)))):
+        with forms.pinned("native"):                     # the op offers it as a form
+            torch.testing.assert_close(op(x, w, time_pad), want, rtol=1e-5, atol=1e-4)
+
+
+@needs_compiler
+def test_native_kernel_keeps_a_nan_as_the_plain_form_does():
+    g = torch.Generator().manual_seed(6)
+    x, w = torch.randn(2, 1, 20, 96, generator=g), torch.randn(5, 1, 3, 38, generator=g)
+    x[1, 0, 7, 60] = float("nan")
+    expected = _expected(x, w, (1, 1))
+    maps = ops._native_patch_max(x, w, (1, 1))
+    assert torch.equal(maps.isnan(), expected.isnan()) and expected.isnan().any()
+    averaged = ops._native_patch_max(x, w, (1, 1), relu_mean=True)
+    assert averaged[1].isnan().all() and not averaged[0].isnan().any()
+
+
+@needs_compiler
+@pytest.mark.parametrize("lanes", [4, 8, 16])          # the widths a host may get (SSE/NEON, AVX2, AVX-512), built here
+def test_native_kernel_is_right_at_every_vector_width(fresh_native, monkeypatch, lanes):
+    if lanes == 16 and not torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
+        pytest.skip("this host cannot run AVX-512 code")
+    monkeypatch.setattr(native, "vector_lanes", lambda: lanes)
+    assert native.tile_columns() == 2 * lanes
+    g = torch.Generator().manual_seed(7)
+    x, w = torch.randn(2, 1, 31, 96, generator=g), torch.randn(19, 1, 3, 38, generator=g)
+    torch.testing.assert_close(ops._native_patch_max(x, w, (1, 1)), _expected(x, w, (1, 1)), rtol=1e-5, atol=1e-4)
+
+
+@needs_compiler
+def test_native_library_is_built_once_per_machine(fresh_native, monkeypatch):
+    lib = native.library()
+    built = native.library_path(native.compiler())
+    assert lib is not None and built.parent == fresh_native and built.is_file()
+    assert [p.name for p in fresh_native.iterdir()] == [built.name]          # no partial file left beside it
+    native.reset()
+    monkeypatch.setattr(native, "_compile", lambda *a: pytest.fail("compiled again although built"))
+    assert native.library() is not None                                   # a later process loads it as built
+
+
+@needs_compiler
+def test_a_damaged_native_library_is_rebuilt_not_loaded(fresh_native):
+    target = native.library_path(native.compiler())
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"\x7fELF half a library")                        # e.g. a copy cut short
+    assert native.library() is not None
+    assert target.stat().st_size > 1000
+    g = torch.Generator().manual_seed(8)
+    x, w = torch.randn(1, 1, 12, 96, generator=g), torch.randn(4, 1, 1, 38, generator=g)
+    torch.testing.assert_close(ops._native_patch_max(x, w, (0, 0)), _expected(x, w, (0, 0)), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("how", ["no compiler", "disabled", "compiler fails"])
+def test_without_the_native_kernel_the_layer_runs_the_other_forms(fresh_native, monkeypatch, tmp_path, how):
+    if how == "no compiler":
+        monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    elif how == "disabled":
+        native.enable(False)
+    else:
+        broken = tmp_path / "broken-cxx"
+        broken.write_text("#!/bin/sh\necho 'error: no' >&2\nexit 1\n")
+        broken.chmod(0o755)
+        monkeypatch.setenv("CXX", str(broken))
+    try:
+        assert native.library() is None
+        g = torch.Generator().manual_seed(9)
+        x, w = torch.randn(2, 1, 25, 96, generator=g), torch.randn(6, 1, 3, 38, generator=g)
+        forms.reset()
+        forms.configure("auto")
+        with forms.pinned("native"):                      # not a candidate: the mode decides
+            got = ops.conv2d_max_freq(x, w, (1, 1))
+        torch.testing.assert_close(got, _expected(x, w, (1, 1)), rtol=1e-5, atol=1e-4)
+        (key,) = forms.timings()
+        assert key.endswith("forms=offsets,patches,plain")
+    finally:
+        native.enable(True)
+        forms.reset()
+        forms.configure("fused")
