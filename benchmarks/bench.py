@@ -282,9 +282,10 @@ def _offset_products(patches: torch.Tensor, wt: torch.Tensor, kt: int, offsets: 
 
 def bench_max_freq(widths, names, mm: float, dev, rows: int = 512) -> pd.DataFrame:
     """For the layers max-pooled over frequency: their products alone (one per offset and block of rows,
-    into a reused buffer, on the strided patch matrix), the same with the running maximum, and the
-    layer as extraction runs it (conv2d_max_freq_relu_mean, its measured form): where the time goes."""
-    from elmarc.frontends import forms, ops
+    into a reused buffer, on the strided patch matrix), the same with the running maximum, the native
+    kernel (the maximum kept in registers; where a compiler built it), and the layer as extraction runs
+    it (conv2d_max_freq_relu_mean, its measured form): where the time goes."""
+    from elmarc.frontends import forms, native, ops
 
     def best(fn, reps=3):
         fn()
@@ -305,7 +306,8 @@ def bench_max_freq(widths, names, mm: float, dev, rows: int = 512) -> pd.DataFra
                 continue
             batch = frontend_batch_size(cfg, width, dev.type == "cuda")
             h = (torch.randn(batch, 1, 1376, 96, device=dev) * 10 - 40)
-            totals = {"macs": 0, "products": 0.0, "with_maximum": 0.0, "layer": 0.0}
+            totals = {"macs": 0, "products": 0.0, "with_maximum": 0.0, "native": 0.0, "layer": 0.0}
+            kernel = dev.type == "cpu" and native.library() is not None
             forms.configure("auto")
             for kt, kf, n_filters, pad in layers:
                 w = torch.randn(n_filters, 1, kt, kf, device=dev) * 0.05
@@ -317,15 +319,18 @@ def bench_max_freq(widths, names, mm: float, dev, rows: int = 512) -> pd.DataFra
                 totals["macs"] += n * offsets * n_filters * k
                 for key, maximum in (("products", False), ("with_maximum", True)):
                     totals[key] += best(functools.partial(_offset_products, patches, wt, kt, offsets, rows, maximum)) / share
+                if kernel:
+                    totals["native"] += best(functools.partial(ops._native_patch_max, h, w, (pad, pad), relu_mean=True))
                 totals["layer"] += best(functools.partial(ops.conv2d_max_freq_relu_mean, h, w, (pad, pad)))
             forms.reset()
             forms.configure("fused")
-            frac = {key: 2 * totals["macs"] / totals[key] / 1e9 / mm for key in ("products", "with_maximum", "layer")}
+            frac = {key: 2 * totals["macs"] / totals[key] / 1e9 / mm if totals[key] else float("nan")
+                    for key in ("products", "with_maximum", "native", "layer")}
             out_rows.append({"frontend": name, "width": width, "batch": batch, "layers": len(layers),
                              **{f"{key}_fraction_of_matmul": round(v, 3) for key, v in frac.items()}})
             print(f"  {name:<18} {width:<5} batch {batch:<3} {len(layers)} layers max-pooled over frequency: products "
                   f"{100 * frac['products']:5.1f}% of matmul, with the running maximum {100 * frac['with_maximum']:5.1f}%, "
-                  f"the layers as extracted {100 * frac['layer']:5.1f}%", flush=True)
+                  f"native kernel {100 * frac['native']:5.1f}%, the layers as extracted {100 * frac['layer']:5.1f}%", flush=True)
     return pd.DataFrame(out_rows)
 
 
@@ -693,8 +698,12 @@ def host_description() -> str:
     found = re.search(r"(?:MKL-DNN|oneDNN)\s*v?([0-9][0-9.]*)", torch.__config__.show())
     onednn = found.group(1) if found else "?"
     gpu = f"; GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    from elmarc.frontends import native
+
+    kernel = (f"native kernel {Path(native.compiler()).name}, {native.vector_lanes()} fp32 lanes"
+              if native.library() is not None else "no native kernel (no C++ compiler)")
     return (f"{model}, ISA {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads, "
-            f"torch {torch.__version__}, oneDNN {onednn}{gpu} (conv-form store: {machine_id()})")
+            f"torch {torch.__version__}, oneDNN {onednn}, {kernel}{gpu} (conv-form store: {machine_id()})")
 
 
 def markdown_table(df: pd.DataFrame) -> str:

@@ -100,7 +100,7 @@ def test_without_the_native_kernel_the_layer_runs_the_other_forms(fresh_native, 
     if how == "no compiler":
         monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     elif how == "disabled":
-        native.enable(False)
+        native.configure(False)
     else:
         broken = tmp_path / "broken-cxx"
         broken.write_text("#!/bin/sh\necho 'error: no' >&2\nexit 1\n")
@@ -118,6 +118,6 @@ def test_without_the_native_kernel_the_layer_runs_the_other_forms(fresh_native, 
         (key,) = forms.timings()
         assert key.endswith("forms=offsets,patches,plain")
     finally:
-        native.enable(True)
+        native.configure(True)
         forms.reset()
         forms.configure("fused")

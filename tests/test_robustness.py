@@ -172,6 +172,11 @@ def test_two_processes_share_one_cache(tmp_path):
     feats = np.load(entries[0] / "features.npy")
     assert feats.shape == (40, 160) and np.isfinite(feats).all()
     assert not list(entries[0].rglob("*.tmp"))
+    from elmarc.frontends import native
+
+    # 7x86's kernel, built into the shared cache once
+    built = sorted(p.name for p in (tmp_path / "cache" / "native").glob("*")) if native.compiler() else []
+    assert len(built) == (1 if native.compiler() else 0) and all(n.startswith("patch_max-") and n.endswith(".so") for n in built)
 
 
 # ----------------------------------------------------------------------------- 5. determinism

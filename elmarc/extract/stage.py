@@ -63,7 +63,7 @@ def extract_stage(cfg: DictConfig, source, frontend, entry: FeatureEntry, cache_
 
     opts: ExtractConfig = OmegaConf.to_object(cfg.extract)
     forms.configure(str(opts.conv_forms), cache_dir)
-    native.enable(opts.native_kernels)
+    native.configure(opts.native_kernels, cache_dir)
     inputs = input_config(cfg)
     import torch
 

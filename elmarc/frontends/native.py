@@ -6,11 +6,12 @@ register-tiled product the running maximum never leaves the registers (kernels/p
 
 On first use the source is compiled with the host's C++ compiler (``$CXX``, else ``c++``/``g++``)
 for the host's instruction set (``-march=native``; the vector width follows torch's CPU capability,
-so ``ATEN_CPU_CAPABILITY=avx2`` holds it to AVX2 too) into ``$ELMARC_NATIVE_DIR`` (default
-``~/.cache/elmarc/native``), one file per source, flags, compiler and CPU, so a shared home on a
-cluster of several CPU generations keeps one library per kind of node. A damaged library is
-rebuilt; without a compiler, or with ``extract.native_kernels=false``, ``library()`` is None and
-the forms built on it are simply not candidates.
+so ``ATEN_CPU_CAPABILITY=avx2`` holds it to AVX2 too) into ``<cache_dir>/native/`` (an extraction's
+cache folder; ``$ELMARC_NATIVE_DIR`` when set; ``~/.cache/elmarc/native`` for models called directly),
+one file per source, flags, compiler and CPU, so a cache shared by a cluster of several CPU
+generations keeps one library per kind of node. A damaged library is rebuilt; without a compiler,
+or with ``extract.native_kernels=false``, ``library()`` is None and the forms built on it are
+simply not candidates.
 """
 from __future__ import annotations
 
@@ -33,15 +34,17 @@ SOURCE = Path(__file__).with_name("kernels") / "patch_max.cpp"
 ROW_CHUNK = 96                       # rows whose patches stay in cache while every column tile passes
 
 _enabled = True
+_cache_dir: Path | None = None
 _lock = threading.Lock()
-_loaded: dict[str, ctypes.CDLL | None] = {}
+_loaded: dict[str, ctypes.CDLL | None] = {}      # $CXX -> the library built with it (None: none)
 _pool: tuple[int, int, ThreadPoolExecutor] | None = None     # (pid, workers, pool)
 
 
-def enable(flag: bool = True) -> None:
-    """Allow (or forbid) compiling and running the native kernels in this process."""
-    global _enabled
-    _enabled = bool(flag)
+def configure(enabled: bool = True, cache_dir: str | Path | None = None) -> None:
+    """Allow (or forbid) compiling and running the native kernels in this process; build them under
+    cache_dir/native (None: the user's cache folder)."""
+    global _enabled, _cache_dir
+    _enabled, _cache_dir = bool(enabled), Path(cache_dir) if cache_dir else None
 
 
 def vector_lanes() -> int:
@@ -67,6 +70,8 @@ def compiler() -> str | None:
 def build_dir() -> Path:
     if os.environ.get("ELMARC_NATIVE_DIR"):
         return Path(os.environ["ELMARC_NATIVE_DIR"])
+    if _cache_dir is not None:
+        return _cache_dir / "native"
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "elmarc" / "native"
 
 
@@ -112,13 +117,14 @@ def library() -> ctypes.CDLL | None:
     """The compiled patch_max library for this machine, building it on first use; None where it cannot be."""
     if not _enabled:
         return None
-    cxx = compiler()
-    if cxx is None:
-        return _remember_missing("none", "no C++ compiler found (set CXX): the native conv form is not a candidate")
+    key = os.environ.get("CXX", "")
     with _lock:
-        if cxx not in _loaded:
-            _loaded[cxx] = _build_and_load(cxx)
-        return _loaded[cxx]
+        if key not in _loaded:
+            cxx = compiler()
+            if cxx is None:
+                log.info("no C++ compiler found (set CXX): the native conv form is not a candidate")
+            _loaded[key] = _build_and_load(cxx) if cxx else None
+        return _loaded[key]
 
 
 def _build_and_load(cxx: str) -> ctypes.CDLL | None:
@@ -145,13 +151,6 @@ def _writable(target: Path) -> Path:
     return Path(tempfile.gettempdir()) / "elmarc-native" / target.name
 
 
-def _remember_missing(key: str, message: str) -> None:
-    if key not in _loaded:
-        log.info(message)
-        _loaded[key] = None
-    return None
-
-
 def reset() -> None:
     """Forget the loaded library (tests: rebuild from another folder or compiler)."""
     with _lock:
@@ -169,12 +168,12 @@ def tile_columns() -> int:
 def pack_columns(w: torch.Tensor) -> torch.Tensor:
     """w (K, O) as (tiles, K, NR), zero columns added to fill the last tile: each tile's K x NR
     panel contiguous, read in order by the kernel."""
-    K, O = w.shape
+    k, filters = w.shape
     nr = tile_columns()
-    tiles = -(-O // nr)
-    padded = torch.zeros(K, tiles * nr, dtype=torch.float32)
-    padded[:, :O] = w
-    return padded.view(K, tiles, nr).permute(1, 0, 2).contiguous()
+    tiles = -(-filters // nr)
+    padded = torch.zeros(k, tiles * nr, dtype=torch.float32)
+    padded[:, :filters] = w
+    return padded.view(k, tiles, nr).permute(1, 0, 2).contiguous()
 
 
 def _workers(n: int) -> ThreadPoolExecutor | None:
@@ -183,6 +182,8 @@ def _workers(n: int) -> ThreadPoolExecutor | None:
     if n <= 1:
         return None
     if _pool is None or _pool[0] != os.getpid() or _pool[1] != n:
+        if _pool is not None and _pool[0] == os.getpid():
+            _pool[2].shutdown(wait=False)               # the thread count changed (extract.threads)
         _pool = (os.getpid(), n, ThreadPoolExecutor(n, thread_name_prefix="elmarc-native"))
     return _pool[2]
 
