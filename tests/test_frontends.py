@@ -269,7 +269,7 @@ def test_faster_conv_forms_equal_the_direct_convolution(frontend_configs, name):
                                        ("7x86", "maps offsets"), ("7x86", "maps patches"), ("7x86", "patches"),
                                        ("7x86", "maps native"), ("7x86", "native"), ("timbral", "native"),
                                        ("7x96", "maps conv1d"), ("timbral", "maps onerow"), ("timbral", "maps offsets"),
-                                       ("vgg", "fused"), ("vgg", "shifted")])
+                                       ("vgg", "fused"), ("vgg", "shifted"), ("vgg", "native")])
 def test_each_named_form_equals_the_direct_convolution(frontend_configs, name, form):
     """Every form a layer may be measured into (extract.conv_forms=auto), not only the rule's default."""
     from elmarc.frontends import forms, ops

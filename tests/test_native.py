@@ -49,6 +49,22 @@ def test_native_kernel_gives_the_max_over_frequency_and_its_rectified_average(sh
 
 
 @needs_compiler
+@pytest.mark.parametrize("size,kernel,pool", [((37, 20), (3, 3), (4, 2)), ((50, 96), (5, 3), (3, 3)), ((17, 11), (3, 3), (2, 2))])
+@pytest.mark.parametrize("then_elu", [False, True])
+def test_native_kernel_gives_the_pooled_one_channel_conv(size, kernel, pool, then_elu):
+    """vgg's first layer: conv 'same' + max-pool (+ ELU), the pool window as the kernel's offsets;
+    sizes that the pool does not divide (the remainder dropped, as max_pool2d does)."""
+    g = torch.Generator().manual_seed(10)
+    x, w = torch.randn(2, 1, *size, generator=g), torch.randn(19, 1, *kernel, generator=g)
+    expected = F.max_pool2d(F.conv2d(x, w, padding=(kernel[0] // 2, kernel[1] // 2)), pool)
+    expected = F.elu(expected) if then_elu else expected
+    with forms.pinned("native"):
+        got = ops.conv2d_same_maxpool(x, w, pool, then_elu=then_elu)
+    assert got.shape == expected.shape and got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@needs_compiler
 def test_native_kernel_keeps_a_nan_as_the_plain_form_does():
     g = torch.Generator().manual_seed(6)
     x, w = torch.randn(2, 1, 20, 96, generator=g), torch.randn(5, 1, 3, 38, generator=g)

@@ -106,7 +106,7 @@ def _compile(cxx: str, target: Path) -> None:
 def _load(target: Path) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(target))                      # ctypes.CDLL releases the GIL during each call
     long, ptr = ctypes.c_long, ctypes.c_void_p
-    lib.patch_max.argtypes = [ptr, long, long, long, long, long, long, ptr, long, long, ptr, long, ptr, long, long]
+    lib.patch_max.argtypes = [ptr, long, long, long, long, long, long, ptr, long, long, ptr, long, ptr, long, long, long]
     lib.patch_max.restype = None
     if lib.patch_max_tile_columns() != 2 * vector_lanes():
         raise OSError(f"{target} was built for another vector width")
@@ -191,26 +191,29 @@ def _workers(n: int) -> ThreadPoolExecutor | None:
 def patch_max(patches: torch.Tensor, kt: int, k: int, offsets: int, packed: torch.Tensor, n_valid: int,
               out: torch.Tensor | None = None, sums: torch.Tensor | None = None, per_clip: int = 1) -> None:
     """For each row r < n_valid of patches (rows padded with zeros to a multiple of tile_rows()),
-    the maximum over offsets f < offsets of patches[r, f kt : f kt + k] @ W, W packed by
-    pack_columns: into out (rows, tiles NR), or its ReLU summed into sums[r // per_clip] where
-    sums is (threads, clips, tiles NR), one slice per thread (summed by the caller).
+    the maximum over offsets f < offsets of patches[r, f kt : f kt + k] @ W, W (k, filters) packed by
+    pack_columns: into out (n_valid, filters), or its ReLU summed into sums[j, r // per_clip] where
+    sums is (threads, clips, filters), one slice j per thread (summed by the caller).
 
     Split by rows over torch's CPU threads; each thread runs the kernel on its own rows.
     """
     lib = library()
     mr = lib.patch_max_tile_rows()
-    assert patches.dtype == packed.dtype == torch.float32 and patches.is_contiguous() and packed.is_contiguous()
-    assert patches.shape[0] % mr == 0 and packed.shape[1] == k
+    target = out if out is not None else sums
+    filters = target.shape[-1]
+    assert patches.dtype == packed.dtype == target.dtype == torch.float32
+    assert patches.is_contiguous() and packed.is_contiguous() and target.is_contiguous()
+    assert patches.shape[0] % mr == 0 and patches.shape[0] >= n_valid and packed.shape[1] == k
+    assert filters <= packed.shape[0] * packed.shape[2] and (out is None or out.shape[0] >= n_valid)
     row_tiles = patches.shape[0] // mr
     n = max(1, min(torch.get_num_threads(), row_tiles, sums.shape[0] if sums is not None else row_tiles))
     bounds = [round(row_tiles * j / n) * mr for j in range(n + 1)]
-    ldo = (out if out is not None else sums).shape[-1]
 
     def rows(j: int) -> None:
         lib.patch_max(patches.data_ptr(), patches.stride(0), bounds[j], bounds[j + 1], kt, k, offsets,
                       packed.data_ptr(), packed.shape[0], ROW_CHUNK,
-                      out.data_ptr() if out is not None else None, ldo,
-                      sums[j].data_ptr() if sums is not None else None, per_clip, n_valid)
+                      out.data_ptr() if out is not None else None, filters,
+                      sums[j].data_ptr() if sums is not None else None, per_clip, n_valid, filters)
 
     pool = _workers(n)
     if pool is None:

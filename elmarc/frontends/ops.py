@@ -246,14 +246,13 @@ def _native_patch_max(h: torch.Tensor, weight: torch.Tensor, time_pad: tuple[int
     n = B * per_clip
     patches = patch_rows(h, kt, time_pad, torch.float32, row_multiple=native.tile_rows())
     packed = native.pack_columns(band_major_weights(weight, torch.float32))
-    columns = packed.shape[0] * packed.shape[2]
     if relu_mean:
-        sums = torch.zeros(torch.get_num_threads(), B, columns)      # one slice per thread: no shared writes
+        sums = torch.zeros(torch.get_num_threads(), B, O)            # one slice per thread: no shared writes
         native.patch_max(patches, kt, kf * kt, Fq - kf + 1, packed, n, sums=sums, per_clip=per_clip)
-        return sums.sum(dim=0)[:, :O] / per_clip
-    out = torch.empty(patches.shape[0], columns)
+        return sums.sum(dim=0) / per_clip
+    out = torch.empty(n, O)
     native.patch_max(patches, kt, kf * kt, Fq - kf + 1, packed, n, out=out)
-    return out[:n, :O].view(B, per_clip, O).permute(0, 2, 1).unsqueeze(-1)
+    return out.view(B, per_clip, O).permute(0, 2, 1).unsqueeze(-1)
 
 
 def conv2d_1row_max_freq(h: torch.Tensor, weight: torch.Tensor, block: int = 32) -> torch.Tensor:
@@ -326,14 +325,39 @@ def conv2d_same_maxpool(h: torch.Tensor, weight: torch.Tensor, pool: tuple[int, 
     candidates = {"plain": plain}
     if h.shape[1] == 1:
         candidates["fused"] = lambda: conv2d_1ch_same_maxpool(h, weight, pool, then_elu=then_elu)
+        if _native_ready(h):
+            candidates["native"] = lambda: _native_1ch_same_maxpool(h, weight, pool, then_elu=then_elu)
     elif not h.is_cuda:
         def shifted():
             pooled = _shifted_products_same_maxpool(h, weight, pool)
             return F.elu_(pooled) if then_elu else pooled
         candidates["shifted"] = shifted
-    default = "fused" if h.shape[1] == 1 and not h.is_cuda else "plain"
+    default = ("native" if "native" in candidates else "fused") if h.shape[1] == 1 and not h.is_cuda else "plain"
     key = forms.shape_key("conv2d_same_maxpool", h, weight, extra=(*pool, then_elu))
     return forms.run("conv2d_same_maxpool", key, candidates, default, h.device)
+
+
+def _native_1ch_same_maxpool(h: torch.Tensor, weight: torch.Tensor, pool: tuple[int, int],
+                             then_elu: bool = False) -> torch.Tensor:
+    """conv2d_1ch_same_maxpool by the native kernel (native.py): the row of each pooled position
+    holds the kh kw patches of the pt pf positions of its window, so the pool is the kernel's
+    maximum over offsets, taken in registers. h (B, 1, T, F), weight (O, 1, kh, kw) ->
+    (B, O, T // pt, F // pf) in channels_last layout."""
+    B, _, T, Fq = h.shape
+    O, _, kh, kw = weight.shape
+    pt, pf = pool
+    To, Fo, k = T // pt, Fq // pf, kh * kw
+    xp = F.pad(h[:, 0], (kw // 2, kw // 2, kh // 2, kh // 2))
+    patches = xp.unfold(1, kh, 1).unfold(2, kw, 1)[:, :To * pt, :Fo * pf]          # (B, T, F, kh, kw), a view
+    windows = patches.reshape(B, To, pt, Fo, pf, kh, kw).permute(0, 1, 3, 2, 4, 5, 6)
+    n, mr = B * To * Fo, native.tile_rows()
+    rows = torch.empty(-(-n // mr) * mr, pt * pf * k)
+    rows[n:].zero_()
+    rows[:n].view(B, To, Fo, pt, pf, kh, kw).copy_(windows)
+    out = torch.empty(n, O)
+    native.patch_max(rows, k, k, pt * pf, native.pack_columns(weight.reshape(O, k).t()), n, out=out)
+    maps = out.view(B, To, Fo, O).permute(0, 3, 1, 2)
+    return elu_fresh(maps) if then_elu else maps
 
 
 def _shifted_products_same_maxpool(h: torch.Tensor, weight: torch.Tensor, pool: tuple[int, int],

@@ -19,10 +19,11 @@ extern "C" int patch_max_tile_columns() { return NR; }
 //    offset f is the K values from f * kt. Bp: the weights packed per column tile, (tiles, K, NR).
 // Rows [row0, row1) (multiples of MR), in chunks of mc rows that stay in cache across the tiles.
 // Writes the maximum over the offsets either to out (ldo floats per row) or, when out is null,
-// adds its ReLU to sums[clip] (clip = row / per_clip, ldo floats per clip); rows >= n_valid skipped.
+// adds its ReLU to sums[clip] (clip = row / per_clip, ldo floats per clip); rows >= n_valid and
+// columns >= n_columns (the last tile's padding) are not written.
 extern "C" void patch_max(const float* A, long lda, long row0, long row1, long kt, long K, long offsets,
                           const float* Bp, long tiles, long mc, float* out, long ldo,
-                          float* sums, long per_clip, long n_valid) {
+                          float* sums, long per_clip, long n_valid, long n_columns) {
     for (long chunk = row0; chunk < row1; chunk += mc) {
         long chunk_end = chunk + mc < row1 ? chunk + mc : row1;
         for (long tile = 0; tile < tiles; ++tile) {
@@ -60,16 +61,24 @@ extern "C" void patch_max(const float* A, long lda, long row0, long row1, long k
                                 run[m][v] = ((acc[m][v] > run[m][v]) | (acc[m][v] != acc[m][v])) ? acc[m][v] : run[m][v];
                     }
                 }
+                long valid = n_columns - tile * NR;   // columns of this tile that exist
                 for (int m = 0; m < MR && i + m < n_valid; ++m) {
                     long row = i + m;
-                    if (out) {
-                        for (int v = 0; v < NV; ++v) *(vf_unaligned*)(out + row * ldo + tile * NR + v * VEC) = run[m][v];
-                    } else {
-                        float* s = sums + (row / per_clip) * ldo + tile * NR;
+                    float* dst = out ? out + row * ldo + tile * NR : sums + (row / per_clip) * ldo + tile * NR;
+                    vf value[NV];
+                    for (int v = 0; v < NV; ++v) {
+                        vf r = run[m][v], zero = (vf){};
+                        value[v] = out ? r : ((r > zero) | (r != r)) ? r : zero;   // F.relu keeps a NaN
+                    }
+                    if (valid >= NR) {
                         for (int v = 0; v < NV; ++v) {
-                            vf zero = (vf){};
-                            vf r = run[m][v];
-                            *(vf_unaligned*)(s + v * VEC) += ((r > zero) | (r != r)) ? r : zero;   // F.relu keeps a NaN
+                            if (out) *(vf_unaligned*)(dst + v * VEC) = value[v];
+                            else *(vf_unaligned*)(dst + v * VEC) += value[v];
+                        }
+                    } else {
+                        for (long c = 0; c < valid; ++c) {
+                            float x = value[c / VEC][c % VEC];
+                            if (out) dst[c] = x; else dst[c] += x;
                         }
                     }
                 }
