@@ -141,7 +141,7 @@ def conv2d_max_freq(h: torch.Tensor, weight: torch.Tensor, time_pad: tuple[int, 
         default = "patches" if offsets > 1 else default
     if _native_ready(h):
         candidates["native"] = lambda: _native_patch_max(h, weight, time_pad)
-        default = "native" if offsets > 1 else default
+        default = "native" if offsets > 1 and _fills_native_tiles(O) else default
     key = forms.shape_key("conv2d_max_freq", h, weight, extra=time_pad)
     return forms.run("conv2d_max_freq", key, candidates, default, h.device)
 
@@ -177,7 +177,8 @@ def conv2d_max_freq_relu_mean(h: torch.Tensor, weight: torch.Tensor, time_pad: t
         candidates["native"] = lambda: _native_patch_max(h, weight, time_pad, relu_mean=True)
     # one offset: the maps' conv1d reads the input in place, where the patch forms first copy it kt times
     one_offset = h.shape[3] == weight.shape[3]
-    default = "maps" if one_offset else "native" if "native" in candidates else "patches" if "patches" in candidates else "maps"
+    default = ("maps" if one_offset else "native" if "native" in candidates and _fills_native_tiles(weight.shape[0])
+               else "patches" if "patches" in candidates else "maps")
     key = forms.shape_key("conv2d_max_freq_relu_mean", h, weight, extra=time_pad)
     return forms.run("conv2d_max_freq_relu_mean", key, candidates, default, h.device)
 
@@ -232,6 +233,11 @@ def _native_ready(h: torch.Tensor) -> bool:
     """The native kernel can run this layer: fp32 on a CPU, outside a traced graph, and compiled here."""
     return (h.device.type == "cpu" and not torch.compiler.is_compiling() and compute_dtype(h) == torch.float32
             and native.library() is not None)
+
+
+def _fills_native_tiles(filters: int) -> bool:
+    """At least one full column tile of the kernel: with fewer filters most of its lanes idle."""
+    return filters >= native.tile_columns()
 
 
 def _native_patch_max(h: torch.Tensor, weight: torch.Tensor, time_pad: tuple[int, int],
@@ -332,7 +338,10 @@ def conv2d_same_maxpool(h: torch.Tensor, weight: torch.Tensor, pool: tuple[int, 
             pooled = _shifted_products_same_maxpool(h, weight, pool)
             return F.elu_(pooled) if then_elu else pooled
         candidates["shifted"] = shifted
-    default = ("native" if "native" in candidates else "fused") if h.shape[1] == 1 and not h.is_cuda else "plain"
+    # the native rows copy pt pf kh kw inputs per pooled position: worth it where its outputs outnumber them
+    row_length = pool[0] * pool[1] * weight.shape[2] * weight.shape[3]
+    native_pays = "native" in candidates and weight.shape[0] >= row_length and _fills_native_tiles(weight.shape[0])
+    default = ("native" if native_pays else "fused") if h.shape[1] == 1 and not h.is_cuda else "plain"
     key = forms.shape_key("conv2d_same_maxpool", h, weight, extra=(*pool, then_elu))
     return forms.run("conv2d_same_maxpool", key, candidates, default, h.device)
 
