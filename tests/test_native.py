@@ -65,6 +65,20 @@ def test_native_kernel_gives_the_pooled_one_channel_conv(size, kernel, pool, the
 
 
 @needs_compiler
+def test_native_form_is_offered_only_where_it_gives_the_plain_values():
+    """fp32 without a gradient to carry: under bf16 autocast, or where autograd needs the graph, the
+    other forms run (the kernel computes in fp32 and is opaque to autograd)."""
+    x, w = torch.randn(1, 1, 12, 96), torch.randn(4, 1, 1, 38)
+    assert ops._native_ready(x, w)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not ops._native_ready(x, w)
+    assert not ops._native_ready(x, w.clone().requires_grad_())
+    with torch.no_grad():
+        assert ops._native_ready(x, w.clone().requires_grad_())
+    assert not ops._native_ready(x.to("meta"), w.to("meta"))
+
+
+@needs_compiler
 def test_native_kernel_keeps_a_nan_as_the_plain_form_does():
     g = torch.Generator().manual_seed(6)
     x, w = torch.randn(2, 1, 20, 96, generator=g), torch.randn(5, 1, 3, 38, generator=g)

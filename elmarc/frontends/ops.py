@@ -139,7 +139,7 @@ def conv2d_max_freq(h: torch.Tensor, weight: torch.Tensor, time_pad: tuple[int, 
     if not h.is_cuda and not torch.compiler.is_compiling():  # its out= products are opaque to a graph
         candidates["patches"] = lambda: _patch_products_max(h, weight, time_pad)
         default = "patches" if offsets > 1 else default
-    if _native_ready(h):
+    if _native_ready(h, weight):
         candidates["native"] = lambda: _native_patch_max(h, weight, time_pad)
         default = "native" if offsets > 1 and _fills_native_tiles(O) else default
     key = forms.shape_key("conv2d_max_freq", h, weight, extra=time_pad)
@@ -173,7 +173,7 @@ def conv2d_max_freq_relu_mean(h: torch.Tensor, weight: torch.Tensor, time_pad: t
                   "maps": lambda: time_mean(relu_fresh(conv2d_max_freq(h, weight, time_pad)))}
     if not h.is_cuda and not torch.compiler.is_compiling():  # its out= products are opaque to a graph
         candidates["patches"] = lambda: _patch_products_max(h, weight, time_pad, relu_mean=True)
-    if _native_ready(h):
+    if _native_ready(h, weight):
         candidates["native"] = lambda: _native_patch_max(h, weight, time_pad, relu_mean=True)
     # one offset: the maps' conv1d reads the input in place, where the patch forms first copy it kt times
     one_offset = h.shape[3] == weight.shape[3]
@@ -229,10 +229,11 @@ def _patch_products_max(h: torch.Tensor, weight: torch.Tensor, time_pad: tuple[i
     return out.view(B, -1, O).permute(0, 2, 1).unsqueeze(-1)
 
 
-def _native_ready(h: torch.Tensor) -> bool:
-    """The native kernel can run this layer: fp32 on a CPU, outside a traced graph, and compiled here."""
+def _native_ready(h: torch.Tensor, weight: torch.Tensor) -> bool:
+    """The native kernel can run this layer: fp32 on a CPU, no gradient to carry (it is opaque to
+    autograd), outside a traced graph, and compiled here."""
     return (h.device.type == "cpu" and not torch.compiler.is_compiling() and compute_dtype(h) == torch.float32
-            and native.library() is not None)
+            and not _grad(h) and not _grad(weight) and native.library() is not None)
 
 
 def _fills_native_tiles(filters: int) -> bool:
@@ -331,7 +332,7 @@ def conv2d_same_maxpool(h: torch.Tensor, weight: torch.Tensor, pool: tuple[int, 
     candidates = {"plain": plain}
     if h.shape[1] == 1:
         candidates["fused"] = lambda: conv2d_1ch_same_maxpool(h, weight, pool, then_elu=then_elu)
-        if _native_ready(h):
+        if _native_ready(h, weight):
             candidates["native"] = lambda: _native_1ch_same_maxpool(h, weight, pool, then_elu=then_elu)
     elif not h.is_cuda:
         def shifted():
