@@ -125,12 +125,17 @@ def test_a_damaged_native_library_is_rebuilt_not_loaded(fresh_native):
     torch.testing.assert_close(ops._native_patch_max(x, w, (0, 0)), _expected(x, w, (0, 0)), rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("how", ["no compiler", "disabled", "compiler fails"])
+@pytest.mark.parametrize("how", ["no compiler", "disabled", "compiler fails", "compiler cannot run"])
 def test_without_the_native_kernel_the_layer_runs_the_other_forms(fresh_native, monkeypatch, tmp_path, how):
     if how == "no compiler":
         monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     elif how == "disabled":
         native.configure(False)
+    elif how == "compiler cannot run":
+        unusable = tmp_path / "unusable-cxx"
+        unusable.write_text("not a program")
+        unusable.chmod(0o644)                             # found on PATH lookups by path, but not executable
+        monkeypatch.setattr(native, "compiler", lambda: str(unusable))
     else:
         broken = tmp_path / "broken-cxx"
         broken.write_text("#!/bin/sh\necho 'error: no' >&2\nexit 1\n")

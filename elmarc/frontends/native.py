@@ -128,9 +128,9 @@ def library() -> ctypes.CDLL | None:
 
 
 def _build_and_load(cxx: str) -> ctypes.CDLL | None:
-    target = _writable(library_path(cxx))
     for attempt in range(2):
-        try:
+        try:                                            # (running the compiler for its version may fail too)
+            target = _writable(library_path(cxx))
             if attempt or not target.is_file():
                 _compile(cxx, target)
             return _load(target)
