@@ -157,10 +157,6 @@ def reset() -> None:
         _loaded.clear()
 
 
-def tile_rows() -> int:
-    return library().patch_max_tile_rows()
-
-
 def tile_columns() -> int:
     return library().patch_max_tile_columns()
 
@@ -188,36 +184,38 @@ def _workers(n: int) -> ThreadPoolExecutor | None:
     return _pool[2]
 
 
-def patch_max(patches: torch.Tensor, kt: int, k: int, offsets: int, packed: torch.Tensor, n_valid: int,
-              out: torch.Tensor | None = None, sums: torch.Tensor | None = None, per_clip: int = 1) -> None:
-    """For each row r < n_valid of patches (rows padded with zeros to a multiple of tile_rows()),
-    the maximum over offsets f < offsets of patches[r, f kt : f kt + k] @ W, W (k, filters) packed by
-    pack_columns: into out (n_valid, filters), or its ReLU summed into sums[j, r // per_clip] where
-    sums is (threads, clips, filters), one slice j per thread (summed by the caller).
+def patch_max(patches: torch.Tensor, kt: int, k: int, offsets: int, packed: torch.Tensor, filters: int,
+              per_clip: int | None = None) -> torch.Tensor:
+    """For each row r of patches (n, lda), the maximum over offsets f < offsets of
+    patches[r, f kt : f kt + k] @ W, W (k, filters) packed by pack_columns: (n, filters); or with
+    per_clip, its ReLU summed over each clip's per_clip rows, (n // per_clip, filters) in fp32.
 
-    Split by rows over torch's CPU threads; each thread runs the kernel on its own rows.
+    Split by rows over torch's CPU threads; each thread runs the kernel on its own rows (and sums
+    into its own slice, added up here).
     """
     lib = library()
     mr = lib.patch_max_tile_rows()
-    target = out if out is not None else sums
-    filters = target.shape[-1]
-    assert patches.dtype == packed.dtype == target.dtype == torch.float32
-    assert patches.is_contiguous() and packed.is_contiguous() and target.is_contiguous()
-    assert patches.shape[0] % mr == 0 and patches.shape[0] >= n_valid and packed.shape[1] == k
-    assert filters <= packed.shape[0] * packed.shape[2] and (out is None or out.shape[0] >= n_valid)
-    row_tiles = patches.shape[0] // mr
-    n = max(1, min(torch.get_num_threads(), row_tiles, sums.shape[0] if sums is not None else row_tiles))
-    bounds = [round(row_tiles * j / n) * mr for j in range(n + 1)]
+    n = patches.shape[0]
+    assert patches.dtype == packed.dtype == torch.float32 and patches.is_contiguous() and packed.is_contiguous()
+    assert packed.shape[1] == k and filters <= packed.shape[0] * packed.shape[2]
+    row_tiles = -(-n // mr)
+    threads = max(1, min(torch.get_num_threads(), row_tiles))
+    bounds = [min(round(row_tiles * j / threads) * mr, n) for j in range(threads + 1)]
+    if per_clip is None:
+        out, sums = torch.empty(n, filters), None
+    else:
+        out, sums = None, torch.zeros(threads, n // per_clip, filters)
 
     def rows(j: int) -> None:
         lib.patch_max(patches.data_ptr(), patches.stride(0), bounds[j], bounds[j + 1], kt, k, offsets,
                       packed.data_ptr(), packed.shape[0], ROW_CHUNK,
                       out.data_ptr() if out is not None else None, filters,
-                      sums[j].data_ptr() if sums is not None else None, per_clip, n_valid, filters)
+                      sums[j].data_ptr() if sums is not None else None, per_clip or 1, n, filters)
 
-    pool = _workers(n)
+    pool = _workers(threads)
     if pool is None:
         rows(0)
     else:
-        for done in [pool.submit(rows, j) for j in range(n)]:
+        for done in [pool.submit(rows, j) for j in range(threads)]:
             done.result()
+    return out if sums is None else sums.sum(dim=0)

@@ -85,21 +85,13 @@ def shifted_rows_product(acc: torch.Tensor, x: torch.Tensor, start: int, taps: l
     return acc
 
 
-def patch_rows(h: torch.Tensor, kt: int, time_pad: tuple[int, int], dtype: torch.dtype,
-               row_multiple: int = 1) -> torch.Tensor:
+def patch_rows(h: torch.Tensor, kt: int, time_pad: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
     """h (B, 1, T, F) copied as (B T', F kt) rows, row (b, t) the kt frames from t of each band,
     band-major: the patch of kf bands at frequency offset f is the slice [f kt, (f + kf) kt) of
-    every row, a matrix the GEMM library reads in place. Zero rows added up to a multiple of
-    row_multiple (the native kernel's tile)."""
+    every row, a matrix the GEMM library reads in place."""
     x = F.pad(h[:, 0], (0, 0, *time_pad)) if any(time_pad) else h[:, 0]
     frames = x.unfold(1, kt, 1)                               # (B, T', F, kt), a view
-    if row_multiple == 1:
-        return frames.reshape(-1, h.shape[3] * kt).to(dtype)
-    n = frames.shape[0] * frames.shape[1]
-    rows = torch.empty(-(-n // row_multiple) * row_multiple, h.shape[3] * kt, dtype=dtype, device=h.device)
-    rows[n:].zero_()
-    rows[:n].view(frames.shape).copy_(frames)
-    return rows
+    return frames.reshape(-1, h.shape[3] * kt).to(dtype)
 
 
 def band_major_weights(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -250,15 +242,11 @@ def _native_patch_max(h: torch.Tensor, weight: torch.Tensor, time_pad: tuple[int
     B, _, T, Fq = h.shape
     O, _, kt, kf = weight.shape
     per_clip = T + sum(time_pad) - kt + 1
-    n = B * per_clip
-    patches = patch_rows(h, kt, time_pad, torch.float32, row_multiple=native.tile_rows())
+    patches = patch_rows(h, kt, time_pad, torch.float32).contiguous()   # (a view of h where it can be)
     packed = native.pack_columns(band_major_weights(weight, torch.float32))
     if relu_mean:
-        sums = torch.zeros(torch.get_num_threads(), B, O)            # one slice per thread: no shared writes
-        native.patch_max(patches, kt, kf * kt, Fq - kf + 1, packed, n, sums=sums, per_clip=per_clip)
-        return sums.sum(dim=0) / per_clip
-    out = torch.empty(n, O)
-    native.patch_max(patches, kt, kf * kt, Fq - kf + 1, packed, n, out=out)
+        return native.patch_max(patches, kt, kf * kt, Fq - kf + 1, packed, O, per_clip=per_clip) / per_clip
+    out = native.patch_max(patches, kt, kf * kt, Fq - kf + 1, packed, O)
     return out.view(B, per_clip, O).permute(0, 2, 1).unsqueeze(-1)
 
 
@@ -360,12 +348,8 @@ def _native_1ch_same_maxpool(h: torch.Tensor, weight: torch.Tensor, pool: tuple[
     xp = F.pad(h[:, 0], (kw // 2, kw // 2, kh // 2, kh // 2))
     patches = xp.unfold(1, kh, 1).unfold(2, kw, 1)[:, :To * pt, :Fo * pf]          # (B, T, F, kh, kw), a view
     windows = patches.reshape(B, To, pt, Fo, pf, kh, kw).permute(0, 1, 3, 2, 4, 5, 6)
-    n, mr = B * To * Fo, native.tile_rows()
-    rows = torch.empty(-(-n // mr) * mr, pt * pf * k)
-    rows[n:].zero_()
-    rows[:n].view(B, To, Fo, pt, pf, kh, kw).copy_(windows)
-    out = torch.empty(n, O)
-    native.patch_max(rows, k, k, pt * pf, native.pack_columns(weight.reshape(O, k).t()), n, out=out)
+    rows = windows.reshape(B * To * Fo, pt * pf * k).contiguous()                  # the one copy
+    out = native.patch_max(rows, k, k, pt * pf, native.pack_columns(weight.reshape(O, k).t()), O)
     maps = out.view(B, To, Fo, O).permute(0, 3, 1, 2)
     return elu_fresh(maps) if then_elu else maps
 
