@@ -6,8 +6,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# Jobs run each layer's own rule (fused): measuring every form (the default, auto) is a once-per-machine
+# cost that tests of other stages would pay per shape; the tests that run auto name it.
 TINY = ["dataset=synthetic", "dataset.n_per_class=6", "dataset.n_folds=3", "dataset.duration=3.0",
-        "extract.progress=false", "extract.num_workers=0"]
+        "extract.progress=false", "extract.num_workers=0", "extract.conv_forms=fused"]
 
 
 def compose_cfg(overrides, cache=None, config_dir=None):

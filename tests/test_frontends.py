@@ -401,6 +401,33 @@ def test_measured_forms_are_chosen_remembered_and_give_the_same_features(fronten
         forms.configure("fused")
 
 
+def test_measuring_drops_a_candidate_that_cannot_win_after_one_timed_call(monkeypatch):
+    """The rule's pick is timed first; a candidate whose first timed call takes over twice the best so
+    far is not timed again, one that is close (or faster) is timed in full, and the fastest is chosen."""
+    import time
+
+    from elmarc.frontends import forms
+
+    calls = {"rule": 0, "close": 0, "slow": 0}
+
+    def sleeper(name, seconds):
+        def fn():
+            calls[name] += 1
+            time.sleep(seconds)
+        return fn
+
+    candidates = {"slow": sleeper("slow", 0.1), "close": sleeper("close", 0.008), "rule": sleeper("rule", 0.01)}
+    monkeypatch.setattr(forms, "_choices", {})
+    monkeypatch.setattr(forms, "_timings", {})
+    with forms.forced("auto"):
+        forms.run("op", "k-drop", candidates, "rule", torch.device("cpu"))
+    assert calls["slow"] == 2                                  # warm-up + one timed call
+    assert calls["rule"] == 4 and calls["close"] == 5          # warm-up + 3 timed (+ the run, for the chosen one)
+    seconds = forms.timings()["k-drop|forms=close,rule,slow"]
+    assert list(seconds)[0] == "rule" and seconds["slow"] >= 0.1
+    assert forms.choices()["k-drop|forms=close,rule,slow"] == "close"
+
+
 def test_conv_forms_modes_pick_plain_the_rule_or_the_measurement(monkeypatch):
     from elmarc.frontends import forms
 
@@ -412,13 +439,13 @@ def test_conv_forms_modes_pick_plain_the_rule_or_the_measurement(monkeypatch):
             forms.run("op", f"k-{mode}", candidates, "fast", cpu)
         assert calls[-1] == expected
     monkeypatch.setattr(forms, "_choices", {})
-    monkeypatch.setattr(forms, "_time", lambda fn, device: 0.001 if fn is candidates["plain"] else 0.002)
+    monkeypatch.setattr(forms, "_time", lambda fn, device, **_: 0.001 if fn is candidates["plain"] else 0.002)
     with forms.forced("auto"):
         forms.run("op", "k-auto", candidates, "fast", cpu)
     assert forms.choices()["k-auto|forms=fast,plain"] == "plain" and calls[-1] == "plain"   # plain wins when faster
     # a stored choice holds for the candidates it was measured among: a new form is measured again
     candidates["newer"] = lambda: calls.append("newer")
-    monkeypatch.setattr(forms, "_time", lambda fn, device: 0.0005 if fn is candidates["newer"] else 0.001)
+    monkeypatch.setattr(forms, "_time", lambda fn, device, **_: 0.0005 if fn is candidates["newer"] else 0.001)
     with forms.forced("auto"):
         forms.run("op", "k-auto", candidates, "fast", cpu)
     assert forms.choices()["k-auto|forms=fast,newer,plain"] == "newer" and calls[-1] == "newer"

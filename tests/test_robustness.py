@@ -158,7 +158,7 @@ def test_sigkill_then_resume_gives_identical_features(tmp_path, caplog):
 # ----------------------------------------------------------------------------- 4. concurrency
 def test_two_processes_share_one_cache(tmp_path):
     env = {**os.environ, "ELMARC_CACHE": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1"}
-    args = [*TINY, "dataset.n_per_class=10", "frontend=7x86", "extract.batch_size=4", "stage=extract"]
+    args = [*TINY, "dataset.n_per_class=10", "frontend=7x86", "extract.batch_size=4", "stage=extract", "extract.conv_forms=auto"]
     procs = [subprocess.Popen([sys.executable, "-m", "elmarc.main", *args, f"hydra.run.dir={tmp_path / f'r{i}'}"],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for i in range(2)]

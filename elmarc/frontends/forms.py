@@ -6,7 +6,8 @@ same values to float rounding) asks ``run(op, key, forms, default)``. The mode
     plain   always the plain form (the reference)
     fused   the form the layer's own rule picks (device and sizes), without measuring
     auto    on first use of a (layer, shape) on this machine, time every candidate on the real
-            input, keep the fastest, and remember it per machine (CPU model and ISA, or GPU name;
+            input (a form over twice the best so far after one timed call is dropped), keep the
+            fastest, and remember it per machine (CPU model and ISA, or GPU name;
             torch version; threads) in <cache_dir>/conv_forms/, so later jobs skip the timing.
 The choice never changes the features beyond float rounding, so it is not in the cache key.
 """
@@ -113,7 +114,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time(fn: Callable[[], torch.Tensor], device: torch.device, min_seconds: float = 0.02, reps: int = 3) -> float:
+def _time(fn: Callable[[], torch.Tensor], device: torch.device, min_seconds: float = 0.02, reps: int = 3,
+          give_up_above: float = float("inf")) -> float:
+    """Best of at least `reps` timed calls (and `min_seconds`), after a warm-up; a candidate whose first
+    timed call takes more than `give_up_above` cannot win and is not timed again."""
     fn()                                             # warm-up: allocator, kernels, caches
     best, spent, n = float("inf"), 0.0, 0
     while n < reps or spent < min_seconds:
@@ -123,9 +127,24 @@ def _time(fn: Callable[[], torch.Tensor], device: torch.device, min_seconds: flo
         _sync(device)
         dt = time.perf_counter() - t0
         best, spent, n = min(best, dt), spent + dt, n + 1
-        if n >= 20:
+        if n >= 20 or best > give_up_above:
             break
     return best
+
+
+# A candidate this many times slower than the best so far on its first timed call is dropped: the
+# run-to-run spread of a best-of-3 is far smaller, and timing the slow forms (the plain convolution
+# at the large width) again is most of what measuring costs.
+GIVE_UP_FACTOR = 2.0
+
+
+def _measure(forms: dict[str, Callable[[], torch.Tensor]], default: str, device: torch.device) -> dict[str, float]:
+    """Seconds of each candidate, the rule's pick first (so the slow ones are dropped early)."""
+    seconds: dict[str, float] = {}
+    for name in sorted(forms, key=lambda n: n != default):
+        bound = GIVE_UP_FACTOR * min(seconds.values(), default=float("inf"))
+        seconds[name] = _time(forms[name], device, give_up_above=bound)
+    return seconds
 
 
 def _remember(key: str, form: str) -> None:
@@ -160,7 +179,7 @@ def run(op: str, key: str, forms: dict[str, Callable[[], torch.Tensor]], default
         return forms[chosen]()
     if torch.compiler.is_compiling():               # never time inside a graph being traced
         return forms[default]()
-    seconds = {name: _time(fn, device) for name, fn in forms.items()}
+    seconds = _measure(forms, default, device)
     chosen = min(seconds, key=seconds.get)
     _timings[key] = seconds
     log.info("conv form for %s: %s (%s)", key, chosen, ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in seconds.items()))
