@@ -402,7 +402,7 @@ def test_measured_forms_are_chosen_remembered_and_give_the_same_features(fronten
 
 
 def test_measuring_drops_a_candidate_that_cannot_win_after_one_timed_call(monkeypatch):
-    """The rule's pick is timed first; a candidate whose first timed call takes over twice the best so
+    """The rule's pick is timed first; a candidate whose first timed call takes over 1.5x the best so
     far is not timed again, one that is close (or faster) is timed in full, and the fastest is chosen."""
     import time
 

@@ -6,7 +6,7 @@ same values to float rounding) asks ``run(op, key, forms, default)``. The mode
     plain   always the plain form (the reference)
     fused   the form the layer's own rule picks (device and sizes), without measuring
     auto    on first use of a (layer, shape) on this machine, time every candidate on the real
-            input (a form over twice the best so far after one timed call is dropped), keep the
+            input (a form over 1.5x the best so far after one timed call is dropped), keep the
             fastest, and remember it per machine (CPU model and ISA, or GPU name;
             torch version; threads) in <cache_dir>/conv_forms/, so later jobs skip the timing.
 The choice never changes the features beyond float rounding, so it is not in the cache key.
@@ -132,10 +132,10 @@ def _time(fn: Callable[[], torch.Tensor], device: torch.device, min_seconds: flo
     return best
 
 
-# A candidate this many times slower than the best so far on its first timed call is dropped: the
-# run-to-run spread of a best-of-3 is far smaller, and timing the slow forms (the plain convolution
-# at the large width) again is most of what measuring costs.
-GIVE_UP_FACTOR = 2.0
+# A candidate this many times slower than the best so far on its first timed call is dropped: one
+# call strays far less than that from its best on an idle machine, and timing the slow forms (the
+# plain convolution at the large width) again is most of what measuring costs.
+GIVE_UP_FACTOR = 1.5
 
 
 def _measure(forms: dict[str, Callable[[], torch.Tensor]], default: str, device: torch.device) -> dict[str, float]:
