@@ -144,8 +144,10 @@ def bench_extract(widths, names, min_seconds: float, mm: float, dev, precision: 
                     torch.cuda.reset_peak_memory_stats()
                 try:
                     with run_context(dev, precision):
-                        run(x)                             # warm-up at the timed shape (allocator, kernels, compile)
+                        t_first = time.perf_counter()
+                        run(x)                             # warm-up at the timed shape (allocator, kernels, compile; auto: measuring)
                         sync(dev)
+                        first_call = time.perf_counter() - t_first
                         clips, t0 = 0, time.perf_counter()
                         while True:
                             run(x)
@@ -170,9 +172,13 @@ def bench_extract(widths, names, min_seconds: float, mm: float, dev, precision: 
                              "fraction_of_matmul": round(gflops / mm, 3), "peak_rss_mb": round(peak_rss_mb()),
                              "peak_gpu_mb": None if dev.type == "cpu" else round(peak_gpu_mb(dev))})
                 rows[-1]["chosen_forms"] = "; ".join(f"{k}: {v}" for k, v in chosen.items())
+                rows[-1]["first_call_s"] = round(first_call, 2)
                 print(f"  {name:<18} {width:<5} batch {batch:<4} {mode:<5} {rate:9.2f} clips/s {gflops:8.1f} GFLOP/s "
                       f"{100 * gflops / mm:6.1f}% of matmul  peak RSS {rows[-1]['peak_rss_mb']} MB"
                       + (f", GPU {rows[-1]['peak_gpu_mb']} MB" if dev.type == "cuda" else ""), flush=True)
+                if mode == "auto" and forms.timings():
+                    print(f"      first call {first_call:.2f} s (measuring {len(forms.timings())} layer shapes; once per machine "
+                          f"and shape) vs {batch / rate:.2f} s a batch after", flush=True)
                 for key, secs in (forms.timings().items() if mode == "auto" else ()):
                     print(f"      chose {forms.choices()[key]:<10} for {key}: "
                           + ", ".join(f"{f} {t * 1e3:.2f} ms" for f, t in secs.items()), flush=True)
