@@ -696,11 +696,9 @@ def bench_classify(n: int, dim: int, folds: int, timed_folds: int, n_jobs: int, 
 def host_description() -> str:
     """CPU model, ISA, threads, torch and oneDNN versions (and the GPU when there is one)."""
     from elmarc.frontends.forms import machine_id
+    from elmarc.resources import cpu_info
 
-    model = "unknown CPU"
-    with contextlib.suppress(OSError):
-        model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("model name")), model)
+    model = cpu_info().get("model name", "unknown CPU")
     found = re.search(r"(?:MKL-DNN|oneDNN)\s*v?([0-9][0-9.]*)", torch.__config__.show())
     onednn = found.group(1) if found else "?"
     gpu = f"; GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""

@@ -2,7 +2,21 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+from pathlib import Path
+
+
+@functools.cache
+def cpu_info() -> dict[str, str]:
+    """The first CPU's fields of /proc/cpuinfo ("model name", "flags", ...); {} where there is none."""
+    info: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, sep, value = line.partition(":")
+            if sep:
+                info.setdefault(key.strip(), value.strip())
+    return info
 
 
 def available_cores() -> int:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from ..resources import cpu_info
+
 log = logging.getLogger(__name__)
 MODES = ("auto", "plain", "fused")
 
@@ -37,10 +39,7 @@ def machine_id() -> str:
     if torch.cuda.is_available():
         device = torch.cuda.get_device_name()
     else:
-        model = "cpu"
-        with contextlib.suppress(OSError):
-            model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                          if line.startswith("model name")), "cpu")
+        model = cpu_info().get("model name", "cpu")
         device = f"{model} {torch.backends.cpu.get_cpu_capability()} {torch.get_num_threads()}t"
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{device} torch{torch.__version__}")
 

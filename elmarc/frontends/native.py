@@ -15,7 +15,6 @@ simply not candidates.
 """
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import hashlib
 import logging
@@ -28,6 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
+
+from ..resources import cpu_info
 
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("kernels") / "patch_max.cpp"
@@ -77,9 +78,9 @@ def build_dir() -> Path:
 
 def _cpu_identity() -> str:
     """The model name and feature flags of this CPU: what -march=native compiles for."""
-    with contextlib.suppress(OSError):
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        return "\n".join(next((ln for ln in lines if ln.startswith(key)), "") for key in ("model name", "flags", "Features"))
+    info = cpu_info()
+    if info:
+        return "\n".join(info.get(key, "") for key in ("model name", "flags", "Features"))
     import platform
     return platform.processor() or platform.machine()
 

@@ -239,10 +239,10 @@ def _native_patch_max(h: torch.Tensor, weight: torch.Tensor, time_pad: tuple[int
     _patch_products_max, each offset's product computed in registers and max-accumulated there.
     h (B, 1, T, F), weight (O, 1, kt, kf) -> (B, O, T', 1), or with relu_mean the time average of
     its ReLU, (B, O), without writing the maps."""
-    B, _, T, Fq = h.shape
+    B, _, _, Fq = h.shape
     O, _, kt, kf = weight.shape
-    per_clip = T + sum(time_pad) - kt + 1
     patches = patch_rows(h, kt, time_pad, torch.float32).contiguous()   # (a view of h where it can be)
+    per_clip = patches.shape[0] // B
     packed = native.pack_columns(band_major_weights(weight, torch.float32))
     if relu_mean:
         return native.patch_max(patches, kt, kf * kt, Fq - kf + 1, packed, O, per_clip=per_clip) / per_clip
