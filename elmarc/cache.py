@@ -1,32 +1,46 @@
-"""The cache folder as a whole: check every entry (python -m elmarc.cache --verify [CACHE_DIR]).
+"""The cache folder as a whole: check every entry of every kind (python -m elmarc.cache --verify [CACHE_DIR]).
 
-Lists each entry that fails its check (a payload file truncated, changed or missing, a shard that
-does not read back whole) and what the next run would recompute; nothing is moved or deleted
-unless --move-aside is given (the next run moves damaged files aside by itself anyway).
+Every entry (decoded audio, features, result rows and predictions, training runs and their folds) is an
+elmarc.entry folder with a completion marker, checked the same way; a features entry's batch shards are
+also read back. Temporaries left by a killed writer are listed (the next job that locks the entry removes
+them). Nothing is moved or deleted unless --move-aside is given (the next run moves damaged files aside
+by itself anyway).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from .storage import move_aside, verify
+from .entry import MARKER, CacheEntry, leftovers
+
+KINDS = ("audio", "features", "results", "trained")
+CONSEQUENCE = {"audio": "that chunk is decoded again", "features": "rebuilt from its shards",
+               "results": "fitted again", "trained": "computed again"}
 
 
-def check_features(entry: Path) -> list[str]:
+def entries(cache_dir: Path) -> list[tuple[str, CacheEntry]]:
+    """(kind, entry) for every entry below the kinds' folders: a folder with a marker, or a top-level entry
+    folder still being written."""
+    found = []
+    for kind in KINDS:
+        base = cache_dir / kind
+        if not base.is_dir():
+            continue
+        folders = {p.parent for p in base.rglob(MARKER) if not any(q.name.startswith("damaged-") for q in p.parents)}
+        if kind != "results":
+            folders |= {p for p in base.iterdir() if p.is_dir()}
+        else:                                       # results/<features key>/<rows entry>/
+            folders |= {p for d in base.iterdir() if d.is_dir() for p in d.iterdir() if p.is_dir() and not p.name.startswith("damaged-")}
+        found += [(kind, CacheEntry(f)) for f in sorted(folders)]
+    return found
+
+
+def unreadable_shards(entry: Path) -> list[str]:
     problems = []
-    if (entry / "done.json").is_file():
-        try:
-            files = json.loads((entry / "done.json").read_text()).get("files")
-        except ValueError as exc:
-            return [f"done.json is unreadable ({exc}): the entry is rebuilt from its shards"]
-        if files is None:
-            return []                       # made before manifests: the next run checks it can be read and records them
-        problems += [f"{p}: rebuilt from its shards" for p in verify(entry, files)]
     for shard in sorted((entry / "shards").glob("b*.npz")):
         try:
             with np.load(shard) as z:
@@ -37,39 +51,26 @@ def check_features(entry: Path) -> list[str]:
     return problems
 
 
-def check_audio(folder: Path) -> list[str]:
-    if not (folder / "done.json").is_file():
-        return []
-    try:
-        files = json.loads((folder / "done.json").read_text()).get("files") or {}
-    except ValueError as exc:
-        return [f"done.json is unreadable ({exc}): every chunk is checked and the damaged ones decoded again"]
-    return [f"{p}: that chunk is decoded again" for p in verify(folder, files)]
-
-
-def check_results(folder: Path) -> list[str]:
-    problems = []
-    for csv in sorted(p for p in folder.glob("*.csv") if not p.name.endswith(".predictions.csv")):   # in the rows' manifest
-        marker = csv.with_name(csv.stem + ".done.json")
-        try:
-            bad = verify(folder, json.loads(marker.read_text())["files"])
-        except (OSError, ValueError, KeyError):
-            bad = [f"{csv.name} has no completion marker (its writing was interrupted)"]
-        problems += [f"{p}: fitted again" for p in bad]
+def check(kind: str, entry: CacheEntry) -> list[str]:
+    """What the next run would recompute in this entry, and what a killed writer left there."""
+    problems = [f"{p}: {CONSEQUENCE[kind]}" for p in entry.damaged().values()] if entry.is_complete() else []
+    if kind == "features":
+        problems += unreadable_shards(entry.root)
+    own = [p for p in leftovers(entry.root) if not any((q / MARKER).is_file() for q in p.parents
+                                                       if q != entry.root and entry.root in q.parents)]
+    problems += [f"{p.relative_to(entry.root)} was left by a stopped writer: removed when the entry is next used" for p in own]
     return problems
 
 
-def verify_cache(cache_dir: Path) -> dict[Path, list[str]]:
-    """{entry folder: problems} for every entry of a cache folder that fails its check."""
-    report: dict[Path, list[str]] = {}
-    kinds = (("features", check_features), ("audio", check_audio), ("results", check_results))
-    for kind, check in kinds:
-        base = cache_dir / kind
-        for entry in sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []:
-            problems = check(entry)
-            if problems:
-                report[entry] = problems
-    return report
+def verify_cache(cache_dir: Path) -> tuple[int, dict[Path, list[str]]]:
+    """(entries checked, {entry folder: problems} for every entry that fails its check or holds leftovers)."""
+    found = entries(cache_dir)
+    report = {}
+    for kind, entry in found:
+        problems = check(kind, entry)
+        if problems:
+            report[entry.root] = problems
+    return len(found), report
 
 
 def main(argv=None) -> int:
@@ -84,19 +85,18 @@ def main(argv=None) -> int:
         print(f"elmarc.cache: {root} is not a cache folder (set it as the runs do: cache_dir=... or ELMARC_CACHE)",
               file=sys.stderr)
         return 2
-    report = verify_cache(root)
-    n = sum(1 for kind in ("features", "audio", "results") if (root / kind).is_dir() for p in (root / kind).iterdir() if p.is_dir())
+    n, report = verify_cache(root)
     if not report:
         print(f"{root}: {n} entries checked, all intact")
         return 0
     print(f"{root}: {len(report)} of {n} entries would be recomputed in part by the next run:")
-    for entry, problems in report.items():
-        print(f"  {entry.relative_to(root)}")
+    for folder, problems in report.items():
+        print(f"  {folder.relative_to(root)}")
         for p in problems:
             print(f"    - {p}")
         if args.move_aside:
-            names = [p.split(" ", 1)[0] for p in problems]
-            print(f"    moved to {move_aside([entry / n for n in names if (entry / n).exists()], entry)}")
+            entry = CacheEntry(folder)
+            entry.set_aside_if_damaged()
     return 1
 
 

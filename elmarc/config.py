@@ -55,9 +55,9 @@ OnError = StrEnum("OnError", {"skip": "skip", "raise": "raise"})
 
 
 class ConvForms(StrEnum):
-    auto = "auto"          # measure every form of each layer where it runs, keep the fastest (remembered per machine)
+    fused = "fused"        # each layer's own rule (device, ISA, sizes): the same bytes whatever the load
     plain = "plain"        # the plain convolutions (the reference)
-    fused = "fused"        # each layer's own rule, without measuring
+    auto = "auto"          # measure the forms of each layer where it runs, keep the fastest (remembered per machine)
 
 
 class Protocol(StrEnum):
@@ -99,7 +99,7 @@ class ExtractConfig:
     devices: int = 1
     precision: str = "32-true"       # features must stay comparable: mixed precision only on purpose
     compile: Optional[bool] = None   # torch.compile; null: where the front-end's `compile` flag says it pays (large width)
-    conv_forms: ConvForms = ConvForms.auto   # which form of each layer runs (same features to float rounding; not in the key)
+    conv_forms: ConvForms = ConvForms.fused  # which form of each layer runs (they round differently: in the key, with auto's plan)
     native_kernels: bool = True      # forms may use C++ kernels compiled here on first use (needs a C++ compiler)
     tf32: bool = False               # GPU: let cuDNN round fp32 convs to TF32 (faster, other numbers; in the cache key)
     batch_size: Optional[int] = None     # null: the front-end's batch_size (gpu_batch_size on a GPU) for the width

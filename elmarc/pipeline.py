@@ -73,6 +73,7 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
         cfg.input.f_max = min(float(cfg.input.f_max), frontend.sample_rate / 2)
         check_rules(cfg)
     source = build_dataset(cfg.dataset)
+    source.fingerprints = cache_dir / "fingerprints"      # clips' content digests, remembered per file
     spec, readable = feature_spec(cfg, source, frontend)
     entry = FeatureEntry.for_spec(cache_dir, spec, readable)
     atomic_write_csv(out_dir / "clips.csv", source.clips.drop(columns=["path"]))   # folds/splits of this run
@@ -93,6 +94,7 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
                                 assignment=split_assignment(source))
         # the cost of the random evaluation: extraction (once per entry) beside the grid's seconds
         table["extract_seconds"] = extraction_seconds(entry)
+        table["host"] = entry.info().get("host", "") if entry.is_complete() else ""
         tables.append(table)
         predictions.append(preds)
         result["accuracy"] = float(table["accuracy"].astype(float).mean())

@@ -91,37 +91,28 @@ def file_digest(path: Path) -> str:
             return xxhash.xxh3_128(view).hexdigest()
 
 
-def digest_of(meta: dict) -> str | None:
-    return meta.get("xxh3_128", meta.get("sha256"))
-
-
-def recorded_digest(path: Path, meta: dict) -> str | None:
-    """The file's digest by the algorithm its manifest entry recorded (None: no checksum recorded, size only)."""
-    if "xxh3_128" in meta:
-        return file_digest(path)
-    if "sha256" in meta:                            # manifests written by an earlier version
-        with open(path, "rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()
-    return None
-
-
 def manifest(root: Path, names: list[str]) -> dict:
     """{name: {size, xxh3_128}} of payload files below root (recorded in a completion marker)."""
     return {n: {"size": (root / n).stat().st_size, "xxh3_128": file_digest(root / n)} for n in names}
 
 
-def verify(root: Path, files: dict, checksums: bool = True) -> list[str]:
-    """What is wrong with the payload files a manifest lists: [] when every one is there, whole and unchanged."""
-    problems = []
+def check_files(root: Path, files: dict) -> dict[str, str]:
+    """{name: what is wrong} for the payload files a manifest lists; {} when every one is there, whole and unchanged."""
+    problems = {}
     for name, meta in files.items():
         path = root / name
         if not path.is_file():
-            problems.append(f"{name} is missing")
+            problems[name] = f"{name} is missing"
         elif path.stat().st_size != meta["size"]:
-            problems.append(f"{name} has {path.stat().st_size} bytes, {meta['size']} were written (truncated or replaced)")
-        elif checksums and recorded_digest(path, meta) not in (None, digest_of(meta)):
-            problems.append(f"{name} does not match its checksum (changed on disk)")
+            problems[name] = f"{name} has {path.stat().st_size} bytes, {meta['size']} were written (truncated or replaced)"
+        elif file_digest(path) != meta.get("xxh3_128"):
+            problems[name] = f"{name} does not match its checksum (changed on disk)"
     return problems
+
+
+def verify(root: Path, files: dict) -> list[str]:
+    """What is wrong with the payload files a manifest lists: [] when every one is there, whole and unchanged."""
+    return list(check_files(root, files).values())
 
 
 def move_aside(paths: list[Path], root: Path) -> Path:

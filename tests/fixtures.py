@@ -91,3 +91,14 @@ def folder_tree(root: Path, per_class: int = 6) -> Path:
             suffix = [".flac", ".mp3", ".wav"][j % 3]
             write_audio(root / name / ("sub" if j % 2 else "") / f"clip{j}{suffix}", tone(c, 8000, 22050, 13 * c + j), 22050)
     return root
+
+
+def ill_conditioned(n=150, n_classes=3, dim=8, level=20.0, seed=2):
+    """A few strongly correlated, large-magnitude columns (a shared level, as the temporal front-end's
+    averaged envelopes have), with a weak class signal on top."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % n_classes
+    common = level * (1 + 0.1 * rng.standard_normal(n)) + 0.3 * y
+    X = (common[:, None] * rng.uniform(0.95, 1.05, dim)
+         + rng.standard_normal((n, 3)) @ rng.standard_normal((3, dim)) * 0.3 + 0.5 * np.eye(n_classes, dim)[y])
+    return X, np.array([f"c{k}" for k in y])

@@ -386,7 +386,8 @@ def test_measured_forms_are_chosen_remembered_and_give_the_same_features(fronten
                 plain = model(x)
         timed = forms.timings()
         assert timed and all("plain" in secs and len(secs) >= 2 for secs in timed.values())
-        assert all(forms.choices()[k] == min(secs, key=secs.get) for k, secs in timed.items())   # the fastest
+        # the fastest; a measurement the machine's load disturbed twice keeps nothing (the rule ran)
+        assert all(forms.choices().get(k, min(secs, key=secs.get)) == min(secs, key=secs.get) for k, secs in timed.items())
         torch.testing.assert_close(measured, plain, rtol=1e-5, atol=1e-5)
         stored = json.loads((tmp_path / "conv_forms" / f"{forms.machine_id()}.json").read_text())
         assert stored == forms.choices()
@@ -401,9 +402,9 @@ def test_measured_forms_are_chosen_remembered_and_give_the_same_features(fronten
         forms.configure("fused")
 
 
-def test_measuring_drops_a_candidate_that_cannot_win_after_one_timed_call(monkeypatch):
-    """The rule's pick is timed first; a candidate whose first timed call takes over 1.5x the best so
-    far is not timed again, one that is close (or faster) is timed in full, and the fastest is chosen."""
+def test_measuring_drops_a_candidate_that_cannot_win_after_two_rounds(monkeypatch):
+    """Candidates are timed in interleaved rounds, the rule's pick first; one whose best of two rounds is over
+    1.5x the best is not timed again, one that is close (or faster) is timed in every round, the fastest is chosen."""
     import time
 
     from elmarc.frontends import forms
@@ -417,12 +418,13 @@ def test_measuring_drops_a_candidate_that_cannot_win_after_one_timed_call(monkey
         return fn
 
     candidates = {"slow": sleeper("slow", 0.1), "close": sleeper("close", 0.008), "rule": sleeper("rule", 0.01)}
+    monkeypatch.setattr(forms, "_calibration", lambda device: 0.001)        # an undisturbed machine
     monkeypatch.setattr(forms, "_choices", {})
     monkeypatch.setattr(forms, "_timings", {})
     with forms.forced("auto"):
         forms.run("op", "k-drop", candidates, "rule", torch.device("cpu"))
-    assert calls["slow"] == 2                                  # warm-up + one timed call
-    assert calls["rule"] == 4 and calls["close"] == 5          # warm-up + 3 timed (+ the run, for the chosen one)
+    assert calls["slow"] == 3                                  # warm-up + two rounds
+    assert calls["rule"] == 4 and calls["close"] == 5          # warm-up + 3 rounds (+ the run, for the chosen one)
     seconds = forms.timings()["k-drop|forms=close,rule,slow"]
     assert list(seconds)[0] == "rule" and seconds["slow"] >= 0.1
     assert forms.choices()["k-drop|forms=close,rule,slow"] == "close"

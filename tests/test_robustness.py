@@ -114,13 +114,15 @@ def test_cache_key_covers_what_makes_the_features():
 def test_cache_key_covers_the_file_list(tmp_path):
     root = fixtures.folder_tree(tmp_path / "f")
     cfg = {"_target_": "elmarc.datasets.folder.build", "root": str(root), "n_folds": 3}   # over the schema's defaults
-    a = build_dataset(cfg).fingerprint()
+    a = build_dataset(cfg).identity()
     fixtures.write_audio(root / "bird" / "extra.wav", fixtures.tone(0, 800, 8000, 1), 8000)
-    b = build_dataset(cfg).fingerprint()
+    b = build_dataset(cfg).identity()
     target = root / "bird" / "extra.wav"
     fixtures.write_audio(target, fixtures.tone(0, 1600, 8000, 1), 8000)            # same name, new content size
-    c = build_dataset(cfg).fingerprint()
-    assert len({a, b, c}) == 3
+    c = build_dataset(cfg).identity()
+    fixtures.write_audio(target, fixtures.tone(0, 1600, 8000, 2), 8000)            # same name and size, new content
+    d = build_dataset(cfg).identity()
+    assert len({str(x) for x in (a, b, c, d)}) == 4
 
 
 # ----------------------------------------------------------------------------- 3. interruption
@@ -260,9 +262,9 @@ def test_config_mistakes_on_the_command_line(tmp_path):
 def test_loader_workers_default_to_the_device_and_the_pass(monkeypatch):
     from elmarc.extract.inputs import default_workers
 
-    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.setattr("elmarc.resources.job_cores", lambda: 16)     # the job's cores (its share under a launcher)
     # CPU: every core decodes once; extraction makes its inputs in-process; a GPU is fed by up to 8 workers
     assert (default_workers(False, decode_pass=True), default_workers(False)) == (16, 0)
     assert (default_workers(True, decode_pass=True), default_workers(True)) == (8, 8)
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr("elmarc.resources.job_cores", lambda: 2)
     assert (default_workers(True), default_workers(False, decode_pass=True)) == (1, 2)

@@ -7,13 +7,15 @@ from elmarc.report.__main__ import main as report_main
 from helpers import TINY, grid, run_cli, run_sweep
 
 
-# submitit starts a process per job (each importing torch): two jobs show it as well as four
+# Every launcher of conf/hydra/launcher with its defaults and the extraction's (DataLoader workers in a
+# decode pass, threads from the job's share of the cores), on a fresh cache. submitit starts a process
+# per job (each importing torch): two jobs show it as well as four.
 @pytest.mark.parametrize("launcher,seeds", [pytest.param("local_parallel", [0, 1], id="local_parallel"),
                                             pytest.param("local_submitit", [0], id="local_submitit")])
 def test_sweep_through_parallel_launcher_with_report(tmp_path, launcher, seeds):
     sweep = tmp_path / "sweep"
-    extra = ["hydra.launcher.n_jobs=2"] if launcher == "local_parallel" else []
-    run_cli(["-m", *TINY, f"hydra/launcher={launcher}", *extra, "extract.threads=1", "frontend=mfcc,temporal",
+    defaults = [o for o in TINY if not o.startswith("extract.num_workers")]
+    run_cli(["-m", *defaults, f"hydra/launcher={launcher}", "frontend=mfcc,temporal",
              "classifier=svm", f"seed={','.join(map(str, seeds))}", f"hydra.sweep.dir={sweep}"], tmp_path / "cache")
     rows = pd.read_csv(sweep / "results.csv")
     assert sorted(rows.groupby(["frontend", "seed"]).size().index.tolist()) == [

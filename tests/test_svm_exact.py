@@ -8,16 +8,7 @@ from elmarc.classify.ovo import fit_predict, ovo_vote
 from elmarc.classify.splits import Split
 from elmarc.classify.svm import squared_distances
 
-
-def ill_conditioned(n=150, n_classes=3, dim=8, level=20.0, seed=2):
-    """A few strongly correlated, large-magnitude columns (a shared level, as the temporal front-end's
-    averaged envelopes have), with a weak class signal on top."""
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % n_classes
-    common = level * (1 + 0.1 * rng.standard_normal(n)) + 0.3 * y
-    X = (common[:, None] * rng.uniform(0.95, 1.05, dim)
-         + rng.standard_normal((n, 3)) @ rng.standard_normal((3, dim)) * 0.3 + 0.5 * np.eye(n_classes, dim)[y])
-    return X, np.array([f"c{k}" for k in y])
+from fixtures import ill_conditioned
 
 
 @pytest.fixture(scope="module")

@@ -98,8 +98,8 @@ class ELMGrid:
 
     uses_seed = True             # the hidden layer is drawn from the seed
 
-    def __init__(self, n_hidden=PAPER_ELM_HIDDEN, seed: int = 0, name: str = "elm"):
-        self.name = str(name)
+    def __init__(self, n_hidden=PAPER_ELM_HIDDEN, seed: int = 0, n_jobs: int = 1, name: str = "elm"):
+        self.name, self.n_jobs = str(name), int(n_jobs)
         self.sizes = [int(k) for k in n_hidden]
         self.seed = int(seed)
         self.settings = [{"n_hidden": k} for k in self.sizes]
@@ -118,13 +118,19 @@ class ELMGrid:
         W, b = _hidden_weights(self.seed, X.shape[1], max(self.sizes))
         result = GridScores.empty(len(splits), len(self.sizes))
         H = None if standardize else hidden_layer(X, W, b)   # one projection serves every split
-        for s, sp in enumerate(splits):
+
+        def split_predictions(sp):
             if standardize:
                 Xt, Xe = standardise(X[sp.train], X[sp.eval])
-                H_t, H_e = hidden_layer(Xt, W, b), hidden_layer(Xe, W, b)
-            else:
-                H_t, H_e = H[sp.train], H[sp.eval]
-            for j, predicted in enumerate(self._split_predictions(H_t, y[sp.train], H_e)):
+                return self._split_predictions(hidden_layer(Xt, W, b), y[sp.train], hidden_layer(Xe, W, b))
+            return self._split_predictions(H[sp.train], y[sp.train], H[sp.eval])
+
+        from joblib import Parallel, delayed
+
+        # splits in parallel threads (numpy releases the GIL), each in the caller's BLAS threads: same values
+        per_split = Parallel(n_jobs=self.n_jobs, prefer="threads")(delayed(split_predictions)(sp) for sp in splits)
+        for s, (sp, predictions) in enumerate(zip(splits, per_split)):
+            for j, predicted in enumerate(predictions):
                 result.accuracy[s, j] = float(np.mean(predicted == y[sp.eval]))
                 result.predictions[s, j] = predicted
         return result

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..entry import CacheEntry
 from ..errors import UserError
 from ..extract.feature_cache import FeatureEntry
-from ..storage import atomic_write_csv, atomic_write_text, file_lock, manifest, move_aside, stable_hash, verify
+from ..storage import stable_hash
 from .protocols import plan_splits, select
 from .splits import GridScores
 
@@ -75,10 +76,10 @@ def classify(entry: FeatureEntry, classifier_cfg: dict, protocol: str, standardi
     clip_id, fold, split (the dataset's), which replace those the entry recorded when it was extracted."""
     seeded = entry.spec.get("seed") is not None or grid_class(classifier_cfg).uses_seed
     spec = {"features": entry.key, "classifier": classifier_cfg, "protocol": protocol,
-            "standardize": bool(standardize), "seed": int(seed) if seeded else None, "format": 3}
+            "standardize": bool(standardize), "seed": int(seed) if seeded else None, "format": 4}
     if assignment is not None:
         spec["splits"] = splits_id(assignment)
-    path = results_dir / entry.key / f"{classifier_cfg['name']}-{protocol}-{stable_hash(spec)[:12]}.csv"
+    rows = CacheEntry.keyed(Path(results_dir) / entry.key, f"{classifier_cfg['name']}-{protocol}", spec, digits=12)
 
     def fit_now():
         X, clips = entry.load()
@@ -86,60 +87,42 @@ def classify(entry: FeatureEntry, classifier_cfg: dict, protocol: str, standardi
         return fit_rows(lambda outer: X, clips, classifier_cfg, protocol, standardize, seed, seeded,
                         labels_meta, entry.key, n_jobs)
 
-    if not fit and not path.is_file():
-        raise UserError(f"no classifier results cached for this job ({path.name} under {path.parent}).\n"
+    if not fit and not rows.is_complete():
+        raise UserError(f"no classifier results cached for this job ({rows.root}).\n"
                         f"  Fix: run the classify stage first (stage=all, or stage=classify,report).")
-    return cached_rows(path, fit_now, labels_meta, seed)
+    return cached_rows(rows, fit_now, labels_meta, seed)
 
 
-def cached_rows(path: Path, fit_now, labels_meta: dict, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The rows and predictions cached at ``path``, or fit_now()'s, written there with a checked marker."""
-    with file_lock(path.with_name(path.name + ".lock")):     # parallel jobs of a seed-free run fit it once
-        if cached_rows_damaged(path):
-            aside = move_aside([path, predictions_path(path), done_marker(path)], path.parent)
-            log.warning("cached result rows %s are damaged; moved to %s and fitted again", path.name, aside)
-        if path.is_file():
-            log.info("classification cached at %s: nothing to fit", path)
-            table = pd.read_csv(path, keep_default_na=False, dtype={"fold": str, "setting": str})
+ROWS, PREDICTIONS = "rows.csv", "predictions.csv"
+
+
+def cached_rows(rows: CacheEntry, fit_now, labels_meta: dict, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows and per-clip predictions cached in the entry `rows`, or fit_now()'s, written there with a checked marker."""
+    with rows.lock():                       # parallel jobs of a seed-free run fit it once
+        if rows.read() is not None:
+            log.info("classification cached at %s: nothing to fit", rows.root)
+            table = pd.read_csv(rows.root / ROWS, keep_default_na=False, dtype={"fold": str, "setting": str})
             # one entry can serve several jobs (MFCC features are shared by both widths, seed-free runs
             # by every seed): label the rows with this job's labels, not those of the job that wrote them
             for key, value in {**labels_meta, "seed": int(seed)}.items():
                 table[key] = value
-            return table, read_predictions(path, seed, table)
+            return table, read_predictions(rows, seed, table)
         table, predictions = fit_now()
-        atomic_write_csv(predictions_path(path), predictions)
-        atomic_write_csv(path, table)
-        atomic_write_text(done_marker(path), json.dumps({"files": manifest(path.parent, [path.name, predictions_path(path).name])}))
-        return table, read_predictions(path, seed, table)
+        rows.begin()
+        rows.write_text(PREDICTIONS, predictions.to_csv(index=False))
+        rows.write_text(ROWS, table.to_csv(index=False))
+        rows.finish([ROWS, PREDICTIONS])
+        return table, read_predictions(rows, seed, table)
 
 
-def predictions_path(path: Path) -> Path:
-    """One row per test clip of every reported fit: clip_id, fold, seed, label, predicted."""
-    return path.with_name(path.stem + ".predictions.csv")
-
-
-def read_predictions(rows_path: Path, seed: int, rows: pd.DataFrame) -> pd.DataFrame:
-    """The cached per-clip predictions, labelled like this job's rows (dataset ... seeded)."""
-    table = pd.read_csv(predictions_path(rows_path), keep_default_na=False, dtype={"clip_id": str, "fold": str, "label": str, "predicted": str})
-    table["seed"] = int(seed)
+def read_predictions(rows: CacheEntry, seed: int, table: pd.DataFrame) -> pd.DataFrame:
+    """The cached per-clip predictions (clip_id, fold, seed, label, predicted), labelled like this job's rows."""
+    out = pd.read_csv(rows.root / PREDICTIONS, keep_default_na=False,
+                      dtype={"clip_id": str, "fold": str, "label": str, "predicted": str})
+    out["seed"] = int(seed)
     for key in ("dataset", "frontend", "width", "classifier", "protocol", "standardize", "seeded"):
-        table[key] = rows[key].iloc[0]
-    return table
-
-
-def done_marker(path: Path) -> Path:
-    """The completion marker of a result file: its size and checksum, written after it."""
-    return path.with_name(path.stem + ".done.json")
-
-
-def cached_rows_damaged(path: Path) -> bool:
-    """Rows on disk that cannot be trusted: a marker that does not match, or no marker (written before it)."""
-    if not path.is_file() and not done_marker(path).is_file():
-        return False
-    try:
-        return bool(verify(path.parent, json.loads(done_marker(path).read_text())["files"]))
-    except (OSError, ValueError, KeyError):
-        return True
+        out[key] = table[key].iloc[0]
+    return out
 
 
 def fit_rows(features_for, clips: pd.DataFrame, classifier_cfg: dict, protocol: str, standardize: bool, seed: int,
@@ -167,7 +150,9 @@ def fit_rows(features_for, clips: pd.DataFrame, classifier_cfg: dict, protocol: 
     splits = plan_splits(protocol, clips)
     result = GridScores.empty(len(splits), len(grid.settings))
     t0 = time.perf_counter()
-    with blas_threads(max(1, cores // n_jobs)):       # n_jobs fits at a time share the job's cores, no more
+    # one BLAS thread per fit: a product's rounding depends on how many threads share it, and the rows must
+    # not depend on the launcher or classify.n_jobs; the job's cores go to n_jobs fits at a time instead
+    with blas_threads(1):
         for outer in outers:
             idx = [i for i, sp in enumerate(splits) if sp.outer == outer]
             part = grid.scores(feats[outer][ok], y, [splits[i] for i in idx], standardize=standardize)

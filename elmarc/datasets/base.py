@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +39,8 @@ class ClipSource:
     root: str = ""
     extra_identity: dict = field(default_factory=dict)
     protocol: str = "paper"          # the dataset's natural protocol (protocol=auto picks it)
+    fingerprints: Path | None = None     # where the clips' content digests are remembered (<cache_dir>/fingerprints)
+    _identity: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         missing = set(CLIP_COLUMNS) - set(self.clips.columns)
@@ -70,23 +71,17 @@ class ClipSource:
         return f"{where}: {type(exc).__name__}: {exc}"
 
     def identity(self) -> dict:
-        """What makes this dataset's features what they are: name, ids, labels, sizes (not the root)."""
-        h = hashlib.sha256()
-        for row in self.clips.itertuples(index=False):
-            size = file_size(row.path) if row.path else 0
-            h.update(f"{row.clip_id}\t{row.label}\t{size}\n".encode())
-        return {"dataset": self.name, "n_clips": len(self), "files_sha256": h.hexdigest(), **self.extra_identity}
+        """What makes this dataset's features what they are: its name, and every clip's id, label and content
+        (a digest of its file's bytes; not the root, so a copy elsewhere is the same dataset). Computed once."""
+        if self._identity is None:
+            from .fingerprint import content_digests
 
-    def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:16]
-
-
-def file_size(path: str) -> int:
-    """Size in bytes, or -1 for a path that cannot be stat'ed (a broken link: skipped later, with its reason)."""
-    try:
-        return Path(path).stat().st_size
-    except OSError:
-        return -1
+            digests = content_digests(self.clips["path"].tolist(), self.root, self.fingerprints)
+            h = hashlib.sha256()
+            for clip_id, label, digest in zip(self.clips["clip_id"], self.clips["label"], digests):
+                h.update(f"{clip_id}\t{label}\t{digest}\n".encode())
+            self._identity = {"dataset": self.name, "n_clips": len(self), "content_sha256": h.hexdigest(), **self.extra_identity}
+        return self._identity
 
 
 def stratified_folds(labels: np.ndarray, n_folds: int, seed: int) -> np.ndarray:

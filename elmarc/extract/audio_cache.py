@@ -13,7 +13,6 @@ that fails its check is moved aside (damaged-<time>/) and decoded again.
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -25,19 +24,9 @@ from torch.utils.data import DataLoader, Dataset
 from ..audio import AudioError
 from ..config import InputConfig
 from ..datasets.base import ClipSource
-from ..storage import (
-    atomic_write_bytes,
-    atomic_write_text,
-    file_lock,
-    make_dirs,
-    manifest,
-    move_aside,
-    npy_bytes,
-    npz_bytes,
-    stable_hash,
-    verify,
-)
-from .inputs import single_threaded
+from ..entry import CacheEntry
+from ..storage import move_aside, npy_bytes, npz_bytes, stable_hash
+from .inputs import single_threaded, worker_context
 
 log = logging.getLogger(__name__)
 CHUNK_RE = re.compile(r"^c(\d+)-(\d+)\.idx\.npz$")
@@ -66,15 +55,14 @@ class _DecodeChunks(Dataset):
         return self.chunks[k], audios, reasons
 
 
-class AudioCache:
-    def __init__(self, cache_dir: str | Path, source: ClipSource, cfg: InputConfig, chunk_size: int = 32):
-        spec = {"dataset": source.identity(), "sample_rate": cfg.sample_rate, "resampler": cfg.resampler, "format": 1}
-        self.root = Path(cache_dir) / "audio" / f"{source.name}-{stable_hash(spec)[:16]}"
-        self.spec, self.source, self.cfg, self.chunk_size = spec, source, cfg, chunk_size
-        self._index: dict[int, tuple[Path, int, int, str]] | None = None
+class AudioCache(CacheEntry):
+    """The decoded audio of one dataset at one rate (elmarc.entry: lock, marker, check, set aside)."""
 
-    def is_complete(self) -> bool:
-        return (self.root / "done.json").is_file()
+    def __init__(self, cache_dir: str | Path, source: ClipSource, cfg: InputConfig, chunk_size: int = 32):
+        spec = {"dataset": source.identity(), "sample_rate": cfg.sample_rate, "resampler": cfg.resampler, "format": 2}
+        super().__init__(Path(cache_dir) / "audio" / f"{source.name}-{stable_hash(spec)[:16]}", spec)
+        self.source, self.cfg, self.chunk_size = source, cfg, chunk_size
+        self._index: dict[int, tuple[Path, int, int, str]] | None = None
 
     def _chunk_files(self) -> list[Path]:
         return sorted(p for p in self.root.glob("c*.idx.npz") if CHUNK_RE.match(p.name)) if self.root.is_dir() else []
@@ -83,13 +71,9 @@ class AudioCache:
     def _pair(idx_file: Path) -> list[Path]:
         return [idx_file, idx_file.with_name(idx_file.name.replace(".idx.npz", ".npy"))]
 
-    def problems(self, files: dict) -> dict[str, list[str]]:
-        """Damaged chunk files of a finished cache (files: its manifest), by chunk: {stem: [problem, ...]}."""
-        bad: dict[str, list[str]] = {}
-        for name, meta in files.items():
-            for problem in verify(self.root, {name: meta}):
-                bad.setdefault(name.split(".")[0], []).append(problem)
-        return bad
+    def companions(self, name: str) -> list[str]:
+        stem = name.split(".")[0]
+        return [f"{stem}.idx.npz", f"{stem}.npy"]       # the index marks its audio complete: both go, both come back
 
     def _intact(self, idx_file: Path) -> bool:
         """A chunk written before the cache finished: its index reads back whole and its audio has the declared length."""
@@ -103,39 +87,22 @@ class AudioCache:
             return False
 
     def _set_aside_damaged(self) -> None:
-        """Move damaged chunks (both files) and, for a finished cache that fails its check, its marker aside."""
-        if self.is_complete():
-            files = json.loads((self.root / "done.json").read_text()).get("files")
-            if files is None:               # finished before the cache carried checksums: record them now
-                self._finish(0.0)
-                return
-            bad = self.problems(files)
-            if bad:
-                damaged = [self.root / f"{stem}.idx.npz" for stem in bad]
-                aside = move_aside([f for d in damaged for f in self._pair(d)] + [self.root / "done.json"], self.root)
-                log.warning("audio cache %s: %d chunk(s) damaged (%s); moved to %s and decoded again", self.root.name,
-                            len(bad), "; ".join(p for ps in bad.values() for p in ps)[:300], aside)
+        """Damaged chunks (both files) and, for a finished cache that fails its check, its marker, moved aside."""
+        if self.set_aside_if_damaged():
             return
-        damaged = [p for p in self._chunk_files() if not self._intact(p)]
+        damaged = [p for p in self._chunk_files() if not self._intact(p)] if not self.is_complete() else []
         if damaged:
             aside = move_aside([f for d in damaged for f in self._pair(d)], self.root)
             log.warning("audio cache %s: %d partly written or damaged chunk(s) moved to %s and decoded again",
                         self.root.name, len(damaged), aside)
 
-    def _finish(self, seconds: float) -> None:
-        names = sorted(f.name for p in self._chunk_files() for f in self._pair(p))
-        atomic_write_text(self.root / "done.json", json.dumps(
-            {"n_clips": len(self.source), "decode_seconds": round(seconds, 3), "files": manifest(self.root, names)}))
-
     def ensure(self, num_workers: int = 1, on_error: str = "skip") -> dict:
         """Decode every clip not yet cached (or whose chunk is damaged); concurrent callers wait on a lock."""
-        with file_lock(self.root / ".lock"):
-            if self.root.is_dir():
-                self._set_aside_damaged()
+        with self.lock():
+            self._set_aside_damaged()
             if self.is_complete():
                 return {"cached": True, "decoded": 0}
-            make_dirs(self.root)
-            atomic_write_text(self.root / "spec.json", json.dumps(self.spec, indent=2, sort_keys=True))
+            self.begin()
             done = set()
             for p in self._chunk_files():
                 a, b = map(int, CHUNK_RE.match(p.name).groups())
@@ -147,16 +114,18 @@ class AudioCache:
                 if done:
                     log.info("audio cache %s: resuming, %d of %d chunks to decode", self.root.name, len(chunks), -(-n // self.chunk_size))
                 loader = DataLoader(_DecodeChunks(self.source, self.cfg, chunks, on_error), batch_size=None,
-                                    shuffle=False, num_workers=num_workers, worker_init_fn=single_threaded)
+                                    shuffle=False, num_workers=num_workers, worker_init_fn=single_threaded,
+                                    multiprocessing_context=worker_context(num_workers))
                 for idx, audios, reasons in loader:
                     lengths = np.array([0 if a is None else len(a) for a in audios], dtype=np.int64)
                     flat = np.concatenate([a for a in audios if a is not None]) if lengths.sum() else np.zeros(0, np.float32)
                     stem = f"c{idx[0]:07d}-{idx[-1]:07d}"
-                    atomic_write_bytes(self.root / f"{stem}.npy", npy_bytes(flat.astype(np.float32)))
-                    atomic_write_bytes(self.root / f"{stem}.idx.npz",     # last: marks the chunk complete
-                                       npz_bytes(index=np.array(idx), lengths=lengths, reasons=np.array(reasons, dtype=str)))
+                    self.write_bytes(f"{stem}.npy", npy_bytes(flat.astype(np.float32)))
+                    self.write_bytes(f"{stem}.idx.npz",     # last: marks the chunk complete
+                                     npz_bytes(index=np.array(idx), lengths=lengths, reasons=np.array(reasons, dtype=str)))
             seconds = time.perf_counter() - t0
-            self._finish(seconds)
+            self.finish(sorted(f.name for p in self._chunk_files() for f in self._pair(p)),
+                        n_clips=len(self.source), decode_seconds=round(seconds, 3))
             log.info("decoded and resampled %d clips in %.1f s -> %s", sum(map(len, chunks)), seconds, self.root)
             return {"cached": False, "decoded": sum(map(len, chunks)), "seconds": seconds}
 
@@ -191,9 +160,6 @@ class CachedSource(ClipSource):
         super().__init__(source.name, source.clips, source.scheme, source.root, source.extra_identity, source.protocol)
         self.audio_cache = audio_cache
         self._identity = source.identity()
-
-    def identity(self) -> dict:
-        return self._identity
 
     def load(self, index: int, cfg: InputConfig) -> np.ndarray:
         if cfg.sample_rate != self.audio_cache.cfg.sample_rate or cfg.resampler != self.audio_cache.cfg.resampler:

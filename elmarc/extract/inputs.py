@@ -5,8 +5,6 @@ the batches it had not written, and its features equal an uninterrupted run's.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
@@ -82,7 +80,9 @@ def default_workers(gpu: bool, decode_pass: bool = False) -> int:
     a worker beside the model competes for the same cores and passes each input through shared
     memory, which costs more than it overlaps (make bench, section e2e).
     """
-    cores = os.cpu_count() or 2
+    from ..resources import job_cores
+
+    cores = job_cores()                  # this job's share under a parallel launcher, not the machine's
     if gpu:
         return min(8, max(1, cores - 1))
     return cores if decode_pass else 0
@@ -97,6 +97,17 @@ def frontend_batch_size(frontend_cfg, width: str, gpu: bool) -> int:
     """The front-end config's batch size for the width: gpu_batch_size on a GPU, else batch_size."""
     sizes = frontend_cfg.gpu_batch_size if gpu else frontend_cfg.batch_size
     return int(sizes[width])
+
+
+def worker_context(num_workers: int):
+    """The start method of DataLoader workers: fork where the platform has it, named explicitly, since a job
+    run inside another pool's worker (joblib's loky under the local_parallel launcher) inherits that pool's
+    default context, whose processes DataLoader cannot start."""
+    if num_workers <= 0:
+        return None
+    import multiprocessing
+
+    return multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
 
 
 def single_threaded(_worker_id: int) -> None:

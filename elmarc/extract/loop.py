@@ -16,9 +16,10 @@ from torch.utils.data import DataLoader
 
 from ..config import ExtractConfig, InputConfig
 from ..datasets.base import ClipSource
+from ..frontends import forms
 from ..frontends.base import Frontend
 from .feature_cache import FeatureEntry
-from .inputs import ClipInputs, FixedBatches, collate, fixed_batches, single_threaded, uses_gpu
+from .inputs import ClipInputs, FixedBatches, collate, fixed_batches, single_threaded, uses_gpu, worker_context
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +133,23 @@ def float32_math(tf32: bool):
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
+def host(accelerator: str) -> str:
+    """The machine that computed features, as entries and reports state it: device, ISA, threads, torch."""
+    from ..resources import cpu_info
+
+    if uses_gpu(accelerator):
+        device = f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda})"
+    else:
+        device = f"{cpu_info().get('model name', 'CPU')}, {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads"
+    return f"{device}, torch {torch.__version__}"
+
+
 def run_extraction(entry: FeatureEntry, source: ClipSource, frontend: Frontend, input_cfg: InputConfig,
-                   opts: ExtractConfig, compile: bool = False) -> dict:
+                   opts: ExtractConfig, compile: bool = False, plan: dict | None = None) -> dict:
     """Fill ``entry`` with the features of every clip of ``source``; resumes from written shards.
 
-    opts: with batch_size and num_workers resolved (not null).
+    opts: with batch_size and num_workers resolved (not null). plan: each layer's form (measured forms,
+    recorded in the entry's key); None: the mode's forms (the rule's or the plain ones).
     """
     with entry.lock():                       # a concurrent job extracting the same key waits here
         entry.set_aside_if_damaged()
@@ -156,19 +169,22 @@ def run_extraction(entry: FeatureEntry, source: ClipSource, frontend: Frontend, 
             loader = DataLoader(data, batch_sampler=FixedBatches(batches), collate_fn=collate,
                                 num_workers=opts.num_workers, persistent_workers=False,
                                 prefetch_factor=2 if opts.num_workers > 0 else None,
-                                worker_init_fn=single_threaded, pin_memory=uses_gpu(str(opts.accelerator)))
+                                worker_init_fn=single_threaded, multiprocessing_context=worker_context(opts.num_workers),
+                                pin_memory=uses_gpu(str(opts.accelerator)))
             writer = ShardWriter(entry)
             trainer = pl.Trainer(
                 accelerator=str(opts.accelerator), devices=opts.devices, precision=opts.precision,
                 logger=False, enable_checkpointing=False, enable_model_summary=False,
                 enable_progress_bar=opts.progress, callbacks=[writer], inference_mode=True,
             )
-            with float32_math(opts.tf32):
+            frozen = forms.frozen(plan) if plan is not None else contextlib.nullcontext()
+            with float32_math(opts.tf32), frozen:
                 module = FrontendModule(compiled(frontend) if compile else frontend)
                 trainer.predict(module, dataloaders=loader, return_predictions=False)
         seconds = time.perf_counter() - t0
         entry.finalize(source.clips, frontend.feature_dim,
-                       {"extract_seconds": round(seconds, 3), "clips_per_second": round(n_todo / max(seconds, 1e-9), 3)})
+                       {"extract_seconds": round(seconds, 3), "clips_per_second": round(n_todo / max(seconds, 1e-9), 3),
+                        "host": host(str(opts.accelerator))})
         info = entry.info()
         log.info("extracted %d clips in %.1f s (%d skipped) -> %s", n_todo, seconds, info["n_skipped"], entry.root)
         return {"cached": False, "extracted": n_todo, "seconds": seconds}

@@ -1,15 +1,19 @@
-"""Which form of a layer runs: chosen by measuring each candidate where it runs, as cuDNN's benchmark mode does.
+"""Which form of a layer runs: each layer's own rule by default, or a measured choice when asked for.
 
 A layer with several forms (ops.py: the plain convolution and its faster forms, all giving the
-same values to float rounding) asks ``run(op, key, forms, default)``. The mode
+same values to float rounding, not to the bit) asks ``run(op, key, forms, default)``. The mode
 (``extract.conv_forms``):
+    fused   the form the layer's own rule picks from the device, the ISA and the sizes (the default):
+            the same bytes for the same command on one machine, whatever its load
     plain   always the plain form (the reference)
-    fused   the form the layer's own rule picks (device and sizes), without measuring
-    auto    on first use of a (layer, shape) on this machine, time every candidate on the real
-            input (a form over 1.5x the best so far after one timed call is dropped), keep the
-            fastest, and remember it per machine (CPU model and ISA, or GPU name;
-            torch version; threads) in <cache_dir>/conv_forms/, so later jobs skip the timing.
-The choice never changes the features beyond float rounding, so it is not in the cache key.
+    auto    on first use of a layer shape on this machine, time the candidates in interleaved rounds
+            on the real input (a form over 1.5x the best after two rounds is dropped), keep the fastest,
+            and remember it per machine (CPU model and ISA, or GPU name; torch version; threads) in
+            <cache_dir>/conv_forms/. A measurement during which the machine's speed changed (a
+            calibration product timed before and after differs by over 25%) is taken again, and if
+            disturbed again, the rule runs and nothing is stored.
+Because the forms round differently, the extract stage puts the mode in the feature key and, for
+auto, the plan of every layer's chosen form (``plan``), under which it then extracts (``frozen``).
 """
 from __future__ import annotations
 
@@ -32,6 +36,9 @@ _mode = "fused"
 _store: Path | None = None
 _choices: dict[str, str] = {}
 _timings: dict[str, dict[str, float]] = {}      # key -> {form: seconds}, measured in this process
+_plan: dict[str, str] | None = None             # frozen: key -> form, every other key runs its rule
+_recording: dict[str, str] | None = None        # key -> form of every layer run while recording
+_clock = time.perf_counter
 
 
 def machine_id() -> str:
@@ -51,9 +58,24 @@ def configure(mode: str = "fused", cache_dir: str | Path | None = None) -> None:
         raise ValueError(f"conv_forms={mode!r}: use one of {list(MODES)}")
     _mode = mode
     _store = Path(cache_dir) / "conv_forms" / f"{machine_id()}.json" if cache_dir else None
-    if _store is not None and _store.is_file():
-        with contextlib.suppress(ValueError, OSError):
-            _choices.update(json.loads(_store.read_text()))
+    if mode == "auto" and _store is not None and _store.is_file():
+        _choices.update(_read_store(_store))
+
+
+def _read_store(path: Path) -> dict[str, str]:
+    """The stored choices, or {} for a file that is not a JSON object of form names (named, set aside)."""
+    try:
+        known = json.loads(path.read_text())
+        if not isinstance(known, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in known.items()):
+            raise ValueError("not an object of layer shape -> form name")
+        return known
+    except (ValueError, OSError) as exc:
+        from ..storage import move_aside
+
+        with contextlib.suppress(OSError):
+            aside = move_aside([path], path.parent)
+            log.warning("conv-forms file %s is unusable (%s); moved to %s, the forms are measured again", path, exc, aside)
+        return {}
 
 
 def reset() -> None:
@@ -92,6 +114,29 @@ def pinned(*names: str):
         _pinned = previous
 
 
+@contextlib.contextmanager
+def frozen(plan: dict[str, str]):
+    """Within this block a layer runs the form the plan names for it (the rule's where the plan has none):
+    nothing is measured, so what runs is what the plan, part of the feature key, says."""
+    global _plan
+    previous, _plan = _plan, dict(plan)
+    try:
+        yield
+    finally:
+        _plan = previous
+
+
+@contextlib.contextmanager
+def recording():
+    """Within this block, every layer's key and the form it ran are collected into the dict yielded."""
+    global _recording
+    previous, _recording = _recording, {}
+    try:
+        yield _recording
+    finally:
+        _recording = previous
+
+
 def choices() -> dict[str, str]:
     """Every choice known in this process: key -> form."""
     return dict(_choices)
@@ -104,7 +149,9 @@ def timings() -> dict[str, dict[str, float]]:
 
 def shape_key(op: str, *tensors: torch.Tensor, extra=()) -> str:
     parts = [op, tensors[0].device.type, str(tensors[0].dtype).replace("torch.", "")]
-    parts += ["x".join(map(str, t.shape)) for t in tensors] + [str(e) for e in extra]
+    # the first tensor's batch size left out: a layer's form holds for every batch, the last partial one too
+    shapes = [tensors[0].shape[1:], *(t.shape for t in tensors[1:])]
+    parts += ["x".join(map(str, shape)) for shape in shapes] + [str(e) for e in extra]
     return "|".join(parts)
 
 
@@ -113,37 +160,45 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time(fn: Callable[[], torch.Tensor], device: torch.device, min_seconds: float = 0.02, reps: int = 3,
-          give_up_above: float = float("inf")) -> float:
-    """Best of at least `reps` timed calls (and `min_seconds`), after a warm-up; a candidate whose first
-    timed call takes more than `give_up_above` cannot win and is not timed again."""
-    fn()                                             # warm-up: allocator, kernels, caches
-    best, spent, n = float("inf"), 0.0, 0
-    while n < reps or spent < min_seconds:
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        dt = time.perf_counter() - t0
-        best, spent, n = min(best, dt), spent + dt, n + 1
-        if n >= 20 or best > give_up_above:
-            break
-    return best
+def _time(fn: Callable[[], torch.Tensor], device: torch.device) -> float:
+    """Seconds of one call of fn."""
+    _sync(device)
+    t0 = _clock()
+    fn()
+    _sync(device)
+    return _clock() - t0
 
 
-# A candidate this many times slower than the best so far on its first timed call is dropped: one
-# call strays far less than that from its best on an idle machine, and timing the slow forms (the
-# plain convolution at the large width) again is most of what measuring costs.
+def _calibration(device: torch.device) -> float:
+    """Best of three calls of a fixed product on the device: the machine's speed at this moment."""
+    a = torch.ones(256, 256, device=device)
+    return min(_time(lambda: torch.mm(a, a), device) for _ in range(3))
+
+
+# A candidate this many times slower than the best after two rounds is dropped: its best of two calls strays
+# far less than that on an idle machine, and timing the slow forms again is most of the cost.
 GIVE_UP_FACTOR = 1.5
+ROUNDS = 3                  # interleaved: a load that comes and goes falls on every candidate alike
+DISTURBED = 1.25            # the calibration before and after measuring differ by more: the load changed
 
 
-def _measure(forms: dict[str, Callable[[], torch.Tensor]], default: str, device: torch.device) -> dict[str, float]:
-    """Seconds of each candidate, the rule's pick first (so the slow ones are dropped early)."""
-    seconds: dict[str, float] = {}
-    for name in sorted(forms, key=lambda n: n != default):
-        bound = GIVE_UP_FACTOR * min(seconds.values(), default=float("inf"))
-        seconds[name] = _time(forms[name], device, give_up_above=bound)
-    return seconds
+def _measure(forms: dict[str, Callable[[], torch.Tensor]], default: str, device: torch.device) -> tuple[dict[str, float], bool]:
+    """(best seconds of each candidate over interleaved rounds, the rule's pick first; whether the machine's
+    speed changed during the measurement)."""
+    before = _calibration(device)
+    order = sorted(forms, key=lambda n: n != default)
+    for name in order:
+        forms[name]()                                # warm-up: allocator, kernels, caches
+    seconds = dict.fromkeys(order, float("inf"))
+    alive = list(order)
+    for r in range(ROUNDS):
+        for name in alive[r % len(alive):] + alive[:r % len(alive)]:
+            seconds[name] = min(seconds[name], _time(forms[name], device))
+        if r == 1:                                   # two calls each: one disturbed call drops no candidate
+            best = min(seconds.values())
+            alive = [n for n in alive if seconds[n] <= GIVE_UP_FACTOR * best]
+    after = _calibration(device)
+    return seconds, max(after / before, before / after) > DISTURBED
 
 
 def _remember(key: str, form: str) -> None:
@@ -152,10 +207,7 @@ def _remember(key: str, form: str) -> None:
         return
     from ..storage import CacheWriteError, atomic_write_text
 
-    try:                                             # several jobs may share the file: merge, then replace
-        known = json.loads(_store.read_text()) if _store.is_file() else {}
-    except (ValueError, OSError):
-        known = {}
+    known = _read_store(_store) if _store.is_file() else {}     # several jobs may share the file: merge, then replace
     known[key] = form
     try:
         atomic_write_text(_store, json.dumps(known, indent=1, sort_keys=True))
@@ -165,22 +217,39 @@ def _remember(key: str, form: str) -> None:
 
 def run(op: str, key: str, forms: dict[str, Callable[[], torch.Tensor]], default: str, device: torch.device) -> torch.Tensor:
     """Run the form of `op` that the mode picks; forms always holds 'plain'."""
-    for name in _pinned:
-        if name in forms:
-            return forms[name]()
+    name = _pick(key, forms, default, device)
+    if _recording is not None:
+        _recording[key] = name
+    return forms[name]()
+
+
+def _pick(key: str, forms: dict[str, Callable[[], torch.Tensor]], default: str, device: torch.device) -> str:
+    pinned_form = next((n for n in _pinned if n in forms), None)
+    if pinned_form is not None:
+        return pinned_form
+    if _plan is not None:
+        chosen = _plan.get(key)
+        return chosen if chosen in forms else default
     if _mode == "plain":
-        return forms["plain"]()
+        return "plain"
     if _mode == "fused" or len(forms) == 1 or device.type == "meta":
-        return forms[default]()
+        return default
     key = f"{key}|forms={','.join(sorted(forms))}"     # a release with a new form measures again
     chosen = _choices.get(key)
     if chosen in forms:
-        return forms[chosen]()
+        return chosen
     if torch.compiler.is_compiling():               # never time inside a graph being traced
-        return forms[default]()
-    seconds = _measure(forms, default, device)
-    chosen = min(seconds, key=seconds.get)
+        return default
+    for _attempt in (1, 2):
+        seconds, disturbed = _measure(forms, default, device)
+        if not disturbed:
+            break
     _timings[key] = seconds
+    if disturbed:
+        log.warning("conv form for %s: the machine's speed changed while measuring, twice; running the rule's %s, "
+                    "storing nothing", key, default)
+        return default
+    chosen = min(seconds, key=seconds.get)
     log.info("conv form for %s: %s (%s)", key, chosen, ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in seconds.items()))
     _remember(key, chosen)
-    return forms[chosen]()
+    return chosen

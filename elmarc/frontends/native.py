@@ -33,6 +33,7 @@ from ..resources import cpu_info
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("kernels") / "patch_max.cpp"
 ROW_CHUNK = 96                       # rows whose patches stay in cache while every column tile passes
+PARTS = 16                           # row parts, whatever the thread count: each sums on its own, added in order
 
 _enabled = True
 _cache_dir: Path | None = None
@@ -191,8 +192,9 @@ def patch_max(patches: torch.Tensor, kt: int, k: int, offsets: int, packed: torc
     patches[r, f kt : f kt + k] @ W, W (k, filters) packed by pack_columns: (n, filters); or with
     per_clip, its ReLU summed over each clip's per_clip rows, (n // per_clip, filters) in fp32.
 
-    Split by rows over torch's CPU threads; each thread runs the kernel on its own rows (and sums
-    into its own slice, added up here).
+    Split by rows into PARTS parts that do not depend on the thread count, run over torch's CPU threads;
+    with per_clip each part sums into its own slice, and the slices are added in part order: the same
+    bits with one thread or many (a launcher that gives a job fewer cores changes nothing).
     """
     lib = library()
     mr = lib.patch_max_tile_rows()
@@ -200,12 +202,12 @@ def patch_max(patches: torch.Tensor, kt: int, k: int, offsets: int, packed: torc
     assert patches.dtype == packed.dtype == torch.float32 and patches.is_contiguous() and packed.is_contiguous()
     assert packed.shape[1] == k and filters <= packed.shape[0] * packed.shape[2]
     row_tiles = -(-n // mr)
-    threads = max(1, min(torch.get_num_threads(), row_tiles))
-    bounds = [min(round(row_tiles * j / threads) * mr, n) for j in range(threads + 1)]
+    parts = max(1, min(PARTS, row_tiles))
+    bounds = [min(round(row_tiles * j / parts) * mr, n) for j in range(parts + 1)]
     if per_clip is None:
         out, sums = torch.empty(n, filters), None
     else:
-        out, sums = None, torch.zeros(threads, n // per_clip, filters)
+        out, sums = None, torch.zeros(parts, n // per_clip, filters)
 
     def rows(j: int) -> None:
         lib.patch_max(patches.data_ptr(), patches.stride(0), bounds[j], bounds[j + 1], kt, k, offsets,
@@ -213,10 +215,16 @@ def patch_max(patches: torch.Tensor, kt: int, k: int, offsets: int, packed: torc
                       out.data_ptr() if out is not None else None, filters,
                       sums[j].data_ptr() if sums is not None else None, per_clip or 1, n, filters)
 
-    pool = _workers(threads)
+    pool = _workers(min(torch.get_num_threads(), parts))
     if pool is None:
-        rows(0)
+        for j in range(parts):
+            rows(j)
     else:
-        for done in [pool.submit(rows, j) for j in range(threads)]:
+        for done in [pool.submit(rows, j) for j in range(parts)]:
             done.result()
-    return out if sums is None else sums.sum(dim=0)
+    if sums is None:
+        return out
+    total = sums[0]
+    for j in range(1, parts):                       # in part order, element by element: no thread-dependent reduction
+        total += sums[j]
+    return total

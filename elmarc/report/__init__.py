@@ -48,7 +48,8 @@ def write_report(root: str | Path, print_summary: bool = True) -> Path:
         if len(preds):
             confusion_files(preds, root)
         diagrams = cd_diagrams(summary, root)
-    text = markdown(summary, jobs, skipped, root, pvalues, plots, diagrams) if len(summary) else (
+    hosts = sorted(h for h in rows["host"].dropna().astype(str).unique() if h) if "host" in rows else []
+    text = markdown(summary, jobs, skipped, root, pvalues, plots, diagrams, hosts) if len(summary) else (
         "# elmarc report\n\nNo result rows found under this folder.\n")
     if len(rows) and (rows["classifier"] == "trained").any():
         text += "\n" + "\n".join(random_vs_trained(rows, root)) + "\n"

@@ -69,8 +69,10 @@ def group_title(key: dict) -> str:
 
 
 def markdown(summary: pd.DataFrame, jobs: pd.DataFrame, skipped: pd.DataFrame, root: Path,
-             pvalues: dict, plots: list[Path], diagrams: list | None = None) -> str:
+             pvalues: dict, plots: list[Path], diagrams: list | None = None, hosts: list[str] | None = None) -> str:
     lines = ["# elmarc report", "", f"Sweep: `{root}`", ""]
+    if hosts:       # forms round differently across ISAs and devices: the same key can hold other bits elsewhere
+        lines += ["Features computed on: " + "; ".join(f"`{h}`" for h in hosts) + ".", ""]
     n_ok = int((jobs["status"] == "ok").sum()) if len(jobs) else 0
     lines += [f"Jobs: {len(jobs)} ({n_ok} ok, {len(jobs) - n_ok} failed or unfinished). "
               f"Accuracy in %, mean ± std over seeds (each seed: mean over folds), as the paper reports it; "

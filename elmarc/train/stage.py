@@ -31,14 +31,15 @@ from torch.utils.data import DataLoader
 from ..classify.protocols import plan_splits
 from ..classify.stage import RESULT_COLUMNS, cached_rows, fit_rows
 from ..config import RecipeConfig
+from ..entry import CacheEntry
 from ..errors import UserError
-from ..storage import atomic_write_csv, atomic_write_text, make_dirs, manifest, move_aside, stable_hash, verify
+from ..storage import atomic_write_csv, atomic_write_text, make_dirs, move_aside, stable_hash
 from .data import EpochShuffle, KeptInputs, TrainingInputs, crop_length
 from .model import lightning_module
 
 log = logging.getLogger(__name__)
 TRAINED, PROXY = "trained", "trained@1epoch"
-KEY_FORMAT = 4
+KEY_FORMAT = 5
 
 
 def recipe_of(cfg: DictConfig) -> RecipeConfig:
@@ -137,7 +138,7 @@ class Trainer:
     def fit(self, split: dict, lr: float) -> dict:
         """Train (or resume, or read) one (split, lr) run: its done.json summary."""
         run_dir = self.root / split["name"] / f"lr{lr:g}"
-        done = _read_done(run_dir)
+        done = CacheEntry(run_dir).read()
         if done is not None:
             return done
         import pytorch_lightning as pl
@@ -152,7 +153,7 @@ class Trainer:
         resume = None
         if last.is_file():
             try:
-                torch.load(last, map_location="cpu", weights_only=False)
+                torch.load(last, map_location="cpu", weights_only=True)
                 resume = str(last)
                 log.info("resuming %s from %s", run_dir.name, last)
             except Exception as exc:                # a checkpoint cut short by a kill: start this run again
@@ -183,16 +184,14 @@ class Trainer:
         best_path = Path(checkpoint.best_model_path)
         if best_path.name != "best.ckpt":
             best_path.replace(run_dir / "best.ckpt")
-        summary["files"] = manifest(run_dir, ["best.ckpt", "epoch1.pt"])
-        atomic_write_text(run_dir / "done.json", json.dumps(summary, indent=1))
-        return summary
+        return CacheEntry(run_dir).finish(["best.ckpt", "epoch1.pt"], **summary)
 
     def weights(self, split: dict, lr: float, which: str):
         """A model with the weights of a finished run: 'best' (lowest validation loss) or 'epoch1'."""
         run_dir = self.root / split["name"] / f"lr{lr:g}"
         model = self.model(lr, split["train"])
         if which == "best":
-            state = torch.load(run_dir / "best.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+            state = torch.load(run_dir / "best.ckpt", map_location="cpu", weights_only=True)["state_dict"]
         else:
             state = torch.load(run_dir / "epoch1.pt", map_location="cpu", weights_only=True)
         model.load_state_dict(state)
@@ -215,7 +214,7 @@ class Trainer:
         """Every lr of one split, then the test predictions of the chosen run and of the proxy, and
         the trained features of every usable clip. Cached in the split's folder."""
         fold_dir = self.root / split["name"]
-        done = _read_done(fold_dir)
+        done = CacheEntry(fold_dir).read()
         if done is not None:
             return done
         runs = [self.fit(split, float(lr)) for lr in self.recipe.lrs]
@@ -237,10 +236,8 @@ class Trainer:
                    "epochs": chosen["epochs"], "best_val_loss": chosen["best_val_loss"],
                    "proxy_lr": proxy["lr"], "seconds": round(sum(r["seconds"] for r in runs), 3),
                    "proxy_seconds": round(sum(r["epoch1_seconds"] for r in runs), 3),
-                   "n_train": len(split["train"]), "n_val": len(split["val"]), "n_test": len(test),
-                   "files": manifest(fold_dir, files)}
-        atomic_write_text(fold_dir / "done.json", json.dumps(summary, indent=1))
-        return summary
+                   "n_train": len(split["train"]), "n_val": len(split["val"]), "n_test": len(test)}
+        return CacheEntry(fold_dir).finish(files, **summary)
 
 
 def _fold_label(split: dict) -> str:
@@ -251,24 +248,6 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
     from ..storage import atomic_write_bytes, npy_bytes
 
     atomic_write_bytes(path, npy_bytes(array.astype(np.float32)))
-
-
-def _read_done(folder: Path) -> dict | None:
-    """The summary of a finished run or fold, or None (not finished, or its files do not match the manifest:
-    then they are moved aside and the work is done again)."""
-    marker = folder / "done.json"
-    if not marker.is_file():
-        return None
-    try:
-        done = json.loads(marker.read_text())
-        problems = verify(folder, done["files"])
-    except (OSError, ValueError, KeyError) as exc:
-        problems = [str(exc)]
-    if not problems:
-        return done
-    aside = move_aside([p for p in folder.iterdir() if p.is_file()], folder)
-    log.warning("%s is damaged (%s); moved to %s and computed again", folder, "; ".join(problems), aside)
-    return None
 
 
 def _runs_on(frontend, kind: str, length: int, n_mels: int) -> bool:
@@ -353,13 +332,13 @@ def train_stage(cfg: DictConfig, source, make_frontend, entry, cache_dir: Path, 
     key = {"features": entry.key, "recipe": recipe_key(recipe), "format": KEY_FORMAT,
            "splits": {s["name"]: [stable_hash(clips["clip_id"].to_numpy()[s[p]].tolist())[:16] for p in ("train", "val", "test")]
                       for s in splits}}
-    root = Path(cache_dir) / "trained" / f"{entry.root.name}-{recipe.name}-{stable_hash(key)[:12]}"
-    make_dirs(root)
-    atomic_write_text(root / "key.json", json.dumps(key, indent=1, default=str))
+    runs = CacheEntry.keyed(Path(cache_dir) / "trained", f"{entry.root.name}-{recipe.name}", key, digits=12)
+    root = runs.root
     source = _audio_source(cfg, source, cache_dir)
     trainer = Trainer(make_frontend, source, clips, X, input_config(cfg), recipe, int(cfg.seed), root)
-
-    summaries = [trainer.fold(s) for s in splits]
+    with runs.lock():                   # the svm and elm jobs of one front-end share its training runs: one trains
+        runs.begin()
+        summaries = [trainer.fold(s) for s in splits]
     rows, predictions = [], []
     for split, done in zip(splits, summaries):
         for name in (TRAINED, PROXY):
@@ -394,8 +373,8 @@ def trained_feature_rows(cfg, trainer: Trainer, splits: list[dict], root: Path, 
     standardize, seed = bool(cfg.classify.standardize), int(cfg.seed)
     name = f"{classifier_cfg['name']}@trained"
     spec = {"trained": root.name, "classifier": classifier_cfg, "protocol": protocol, "standardize": standardize,
-            "seed": seed, "format": 3}
-    path = root / f"{classifier_cfg['name']}-{protocol}-{stable_hash(spec)[:12]}.csv"
+            "seed": seed, "format": 4}
+    rows = CacheEntry.keyed(root / "rows", f"{classifier_cfg['name']}-{protocol}", spec, digits=12)
     by_outer = {s["outer"]: s for s in splits}
     clips = trainer.clips.assign(ok=True)
 
@@ -405,7 +384,7 @@ def trained_feature_rows(cfg, trainer: Trainer, splits: list[dict], root: Path, 
         return fit_rows(features_for, clips, classifier_cfg, protocol, standardize, seed, True,
                         labels_meta, root.name, cfg.classify.n_jobs, label=name)
 
-    return cached_rows(path, fit_now, labels_meta, seed)
+    return cached_rows(rows, fit_now, labels_meta, seed)
 
 
 def _audio_source(cfg: DictConfig, source, cache_dir: Path):
