@@ -100,11 +100,12 @@ def test_cache_key_covers_what_makes_the_features():
                ["frontend=vgg", "input.n_mels=64"], ["frontend=vgg", "input.top_db=60"],
                ["frontend=vgg", "input.resampler=polyphase"], ["frontend=vgg", "dataset.n_per_class=6"],
                ["frontend=vgg", "dataset.task=timbre"], ["frontend=vgg", "dataset.data_seed=7"],
-               ["frontend=vgg", "extract.precision=bf16-mixed"]]
+               ["frontend=vgg", "extract.precision=bf16-mixed"], ["frontend=vgg", "extract.conv_forms=plain"],
+               ["frontend=vgg", "extract.compile=true"], ["frontend=vgg", "extract.tf32=true"]]
     keys = [key_for(o) for o in changed]
     assert base not in keys and len(set(keys)) == len(keys)
     # what does not change features does not change the key
-    same = [["frontend=vgg", "extract.batch_size=3"], ["frontend=vgg", "extract.num_workers=0"],
+    same = [["frontend=vgg", "extract.batch_size=3"], ["frontend=vgg", "extract.num_workers=0"], ["frontend=vgg", "extract.threads=1"],
             ["frontend=vgg", "classifier=elm"], ["frontend=vgg", "classify.standardize=true"]]
     assert all(key_for(o) == base for o in same)
     # the MFCC baseline has no weights: every seed and width shares one entry
@@ -160,7 +161,7 @@ def test_sigkill_then_resume_gives_identical_features(tmp_path, caplog):
 # ----------------------------------------------------------------------------- 4. concurrency
 def test_two_processes_share_one_cache(tmp_path):
     env = {**os.environ, "ELMARC_CACHE": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1"}
-    args = [*TINY, "dataset.n_per_class=10", "frontend=7x86", "extract.batch_size=4", "stage=extract", "extract.conv_forms=auto"]
+    args = [*TINY, "dataset.n_per_class=10", "frontend=7x86", "extract.batch_size=4", "stage=extract"]
     procs = [subprocess.Popen([sys.executable, "-m", "elmarc.main", *args, f"hydra.run.dir={tmp_path / f'r{i}'}"],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for i in range(2)]

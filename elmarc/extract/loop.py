@@ -134,13 +134,14 @@ def float32_math(tf32: bool):
 
 
 def host(accelerator: str) -> str:
-    """The machine that computed features, as entries and reports state it: device, ISA, threads, torch."""
+    """The machine that computed features, as entries and reports state it: device, ISA, torch (not the thread
+    count, which changes no value)."""
     from ..resources import cpu_info
 
     if uses_gpu(accelerator):
         device = f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda})"
     else:
-        device = f"{cpu_info().get('model name', 'CPU')}, {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads"
+        device = f"{cpu_info().get('model name', 'CPU')}, {torch.backends.cpu.get_cpu_capability()}"
     return f"{device}, torch {torch.__version__}"
 
 

@@ -79,16 +79,20 @@ def conv_forms_key(cfg: DictConfig, frontend) -> str | dict:
     from ..frontends import forms
     from .inputs import frontend_batch_size
 
-    configure_forms(cfg)
     gpu = uses_gpu(str(cfg.extract.accelerator))
     batch = int(cfg.extract.batch_size or frontend_batch_size(cfg.frontend, cfg.features.width, gpu))
     shape = (batch, int(cfg.input.n_samples)) if frontend.input_kind == "waveform" else (batch, int(cfg.input.n_frames), int(cfg.input.n_mels))
     device = torch.device("cuda" if gpu else "cpu")
     precision = str(cfg.extract.precision)
     autocast = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
-    with (torch.inference_mode(), forms.recording() as used,
-          torch.autocast(device.type, dtype=autocast, enabled=autocast is not None)):
-        frontend.to(device)(torch.zeros(shape, device=device))
+    # jobs on one machine measure one at a time: none disturbs another's timing, and a later one reads the
+    # earlier one's choices (so they plan alike and share entries) instead of measuring again
+    configure_forms(cfg)
+    with forms.measuring_lock():
+        configure_forms(cfg)            # the choices stored while this job waited
+        with (torch.inference_mode(), forms.recording() as used,
+              torch.autocast(device.type, dtype=autocast, enabled=autocast is not None)):
+            frontend.to(device)(torch.zeros(shape, device=device))
     return {"auto": dict(sorted(used.items()))}
 
 

@@ -114,6 +114,15 @@ def pinned(*names: str):
         _pinned = previous
 
 
+def measuring_lock():
+    """This machine's store, locked (a no-op without a store): one process measures at a time."""
+    if _store is None:
+        return contextlib.nullcontext()
+    from ..storage import file_lock
+
+    return file_lock(_store.with_suffix(".lock"))
+
+
 @contextlib.contextmanager
 def frozen(plan: dict[str, str]):
     """Within this block a layer runs the form the plan names for it (the rule's where the plan has none):
