@@ -10,8 +10,9 @@ same values to float rounding, not to the bit) asks ``run(op, key, forms, defaul
             on the real input (a form over 1.5x the best after two rounds is dropped), keep the fastest,
             and remember it per machine (CPU model and ISA, or GPU name; torch version; threads) in
             <cache_dir>/conv_forms/. A measurement during which the machine's speed changed (a
-            calibration product timed before and after differs by over 25%) is taken again, and if
-            disturbed again, the rule runs and nothing is stored.
+            calibration product timed before and after differs by over 25%), or made while the machine
+            is busy (the calibration 1.5x slower than the fastest seen on this machine), is taken
+            again, and if disturbed again, the rule runs and nothing is stored.
 Because the forms round differently, the extract stage puts the mode in the feature key and, for
 auto, the plan of every layer's chosen form (``plan``), under which it then extracts (``frozen``).
 """
@@ -59,7 +60,9 @@ def configure(mode: str = "fused", cache_dir: str | Path | None = None) -> None:
     _mode = mode
     _store = Path(cache_dir) / "conv_forms" / f"{machine_id()}.json" if cache_dir else None
     if mode == "auto" and _store is not None and _store.is_file():
-        _choices.update(_read_store(_store))
+        known = _read_store(_store)
+        _note_baseline(known.pop(BASELINE, None))
+        _choices.update(known)
 
 
 def _read_store(path: Path) -> dict[str, str]:
@@ -79,7 +82,9 @@ def _read_store(path: Path) -> dict[str, str]:
 
 
 def reset() -> None:
-    """Forget the choices and timings of this process (the stored choices stay on disk)."""
+    """Forget the choices, timings and calibration of this process (the stored choices stay on disk)."""
+    global _baseline
+    _baseline = None
     _choices.clear()
     _timings.clear()
 
@@ -179,9 +184,26 @@ def _time(fn: Callable[[], torch.Tensor], device: torch.device) -> float:
 
 
 def _calibration(device: torch.device) -> float:
-    """Best of three calls of a fixed product on the device: the machine's speed at this moment."""
-    a = torch.ones(256, 256, device=device)
-    return min(_time(lambda: torch.mm(a, a), device) for _ in range(3))
+    """The machine's speed at this moment: the median of three runs of fixed products (~20 ms each, longer than
+    a scheduler's time slice, so another process on the cores shows, as it does in the candidates' times)."""
+    a = torch.ones(1024, 1024, device=device)
+    runs = sorted(_time(lambda: [torch.mm(a, a) for _ in range(4)], device) for _ in range(3))
+    return runs[1]
+
+
+BASELINE = "calibration seconds"          # the store's entry for the fastest calibration seen on this machine
+_baseline: float | None = None
+
+
+def _note_baseline(value) -> None:
+    """Keep the fastest calibration seen (this process, or the store's)."""
+    global _baseline
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return
+    if seconds > 0 and (_baseline is None or seconds < _baseline):
+        _baseline = seconds
 
 
 # A candidate this many times slower than the best after two rounds is dropped: its best of two calls strays
@@ -189,6 +211,7 @@ def _calibration(device: torch.device) -> float:
 GIVE_UP_FACTOR = 1.5
 ROUNDS = 3                  # interleaved: a load that comes and goes falls on every candidate alike
 DISTURBED = 1.25            # the calibration before and after measuring differ by more: the load changed
+LOADED = 1.5                # the calibration is this much slower than the fastest seen here: the machine is busy
 
 
 def _measure(forms: dict[str, Callable[[], torch.Tensor]], default: str, device: torch.device) -> tuple[dict[str, float], bool]:
@@ -207,7 +230,9 @@ def _measure(forms: dict[str, Callable[[], torch.Tensor]], default: str, device:
             best = min(seconds.values())
             alive = [n for n in alive if seconds[n] <= GIVE_UP_FACTOR * best]
     after = _calibration(device)
-    return seconds, max(after / before, before / after) > DISTURBED
+    loaded = _baseline is not None and min(before, after) > LOADED * _baseline
+    _note_baseline(min(before, after))
+    return seconds, max(after / before, before / after) > DISTURBED or loaded
 
 
 def _remember(key: str, form: str) -> None:
@@ -217,7 +242,9 @@ def _remember(key: str, form: str) -> None:
     from ..storage import CacheWriteError, atomic_write_text
 
     known = _read_store(_store) if _store.is_file() else {}     # several jobs may share the file: merge, then replace
+    _note_baseline(known.get(BASELINE))
     known[key] = form
+    known[BASELINE] = repr(_baseline)
     try:
         atomic_write_text(_store, json.dumps(known, indent=1, sort_keys=True))
     except CacheWriteError as exc:                  # the choice still holds for this process
