@@ -312,7 +312,7 @@ def test_two_jobs_that_need_one_training_run_share_it(tmp_path, monkeypatch):
 
 
 # ----------------------------------------------------------------------------- the whole: bytes of a sweep
-SWEEP = [*TINY[:-2], "frontend=7x86,sample_level", "classifier=svm,elm", "protocol=nested"]
+SWEEP = [*TINY[:-2], "frontend=7x86,vgg", "classifier=svm,elm", "protocol=nested"]
 
 
 def sweep_outputs(folder, cache):
@@ -337,7 +337,7 @@ def test_a_sweep_gives_the_same_bytes_beside_a_cpu_hog_and_beside_another_sweep(
     as two sweeps at once on one cache. Features, rows, predictions and the report's tables are the same bytes."""
     from helpers import grid
 
-    jobs = [[*TINY[:-2], *j, "protocol=nested"] for j in grid(frontend=["7x86", "sample_level"], classifier=["svm", "elm"])]
+    jobs = [[*TINY[:-2], *j, "protocol=nested"] for j in grid(frontend=["7x86", "vgg"], classifier=["svm", "elm"])]
     reference = sweep_outputs(run_sweep(jobs, tmp_path / "alone", tmp_path / "c_alone"), tmp_path / "c_alone")
     hog = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
     try:
