@@ -1,5 +1,9 @@
 """The native kernel (frontends/native.py): the conv2d max over frequency it computes, and how it is built,
 cached, rebuilt when damaged, and left out where it cannot be built."""
+import os
+import subprocess
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -106,8 +110,8 @@ def test_native_kernel_is_right_at_every_vector_width(fresh_native, monkeypatch,
 def test_native_library_is_built_once_per_machine(fresh_native, monkeypatch):
     lib = native.library()
     built = native.library_path(native.compiler())
-    assert lib is not None and built.parent == fresh_native and built.is_file()
-    assert [p.name for p in fresh_native.iterdir()] == [built.name]          # no partial file left beside it
+    assert lib is not None and built.parent == fresh_native / f"u{os.getuid()}" and built.is_file()
+    assert [p.name for p in built.parent.iterdir()] == [built.name]          # no partial file left beside it
     native.reset()
     monkeypatch.setattr(native, "_compile", lambda *a: pytest.fail("compiled again although built"))
     assert native.library() is not None                                   # a later process loads it as built
@@ -116,7 +120,6 @@ def test_native_library_is_built_once_per_machine(fresh_native, monkeypatch):
 @needs_compiler
 def test_a_damaged_native_library_is_rebuilt_not_loaded(fresh_native):
     target = native.library_path(native.compiler())
-    target.parent.mkdir(parents=True)
     target.write_bytes(b"\x7fELF half a library")                        # e.g. a copy cut short
     assert native.library() is not None
     assert target.stat().st_size > 1000
@@ -156,3 +159,66 @@ def test_without_the_native_kernel_the_layer_runs_the_other_forms(fresh_native, 
         native.configure(True)
         forms.reset()
         forms.configure("fused")
+
+
+# ----------------------------------------------------------------------------- nobody else's code runs
+PLANTED = """
+#include <stdio.h>
+__attribute__((constructor)) static void planted(void) { FILE* f = fopen("%s", "w"); if (f) { fputs("ran", f); fclose(f); } }
+extern "C" long patch_max_tile_columns() { return 0; }
+"""
+
+
+def plant(path, marker, owner=None):
+    """A library whose constructor writes `marker` when it is loaded, at `path` (owned by `owner`)."""
+    source = path.with_suffix(".cpp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    source.write_text(PLANTED % marker)
+    subprocess.run([native.compiler(), "-shared", "-fPIC", str(source), "-o", str(path)], check=True)
+    source.unlink()
+    if owner is not None:
+        os.chown(path, owner, owner)
+    return path
+
+
+@needs_compiler
+@pytest.mark.parametrize("where", ["shared cache, the name anyone can compute", "this user's folder, another owner",
+                                   "this user's folder, group-writable", "shared temp folder, cache unwritable",
+                                   "this user's folder made by another user"])
+def test_a_library_planted_by_another_user_never_runs(fresh_native, tmp_path, monkeypatch, where):
+    """The kernel is built in a folder only this user can write and loaded only from a file this user owns
+    and nobody else can write, checked on the opened file; there is no shared temp fallback."""
+    import tempfile
+
+    marker = tmp_path / "planted-ran"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home-cache"))
+    name = native.library_name(native.compiler())
+    mine = fresh_native / f"u{os.getuid()}"
+    if where.startswith("shared cache"):
+        plant(fresh_native / name, marker)                                  # where an earlier version built it
+    elif where == "this user's folder, another owner":
+        if os.getuid() != 0:
+            pytest.skip("giving a file to another user needs root")
+        plant(mine / name, marker, owner=65534)
+    elif where == "this user's folder, group-writable":
+        plant(mine / name, marker).chmod(0o775)
+    elif where.startswith("shared temp"):
+        plant(Path(tempfile.gettempdir()) / "elmarc-native" / name, marker)
+        fresh_native.mkdir()
+        monkeypatch.setattr(native, "private_dir", lambda base: None if base == fresh_native else real_private(base))
+    else:
+        if os.getuid() != 0:
+            pytest.skip("making a folder another user's needs root")
+        plant(mine / name, marker)
+        os.chown(mine, 65534, 65534)
+    lib = native.library()
+    assert not marker.exists(), "a planted library ran"
+    assert lib is not None and lib.patch_max_tile_columns() == 2 * native.vector_lanes()   # this user's own build runs
+    g = torch.Generator().manual_seed(11)
+    x, w = torch.randn(1, 1, 12, 96, generator=g), torch.randn(4, 1, 1, 38, generator=g)
+    torch.testing.assert_close(ops._native_patch_max(x, w, (0, 0)), _expected(x, w, (0, 0)), rtol=1e-5, atol=1e-4)
+    if where.startswith("shared temp"):
+        (Path(tempfile.gettempdir()) / "elmarc-native" / name).unlink()
+
+
+real_private = native.private_dir

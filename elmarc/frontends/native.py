@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import itertools
 import logging
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -40,6 +42,7 @@ _cache_dir: Path | None = None
 _lock = threading.Lock()
 _loaded: dict[str, ctypes.CDLL | None] = {}      # $CXX -> the library built with it (None: none)
 _pool: tuple[int, int, ThreadPoolExecutor] | None = None     # (pid, workers, pool)
+_loads = itertools.count()
 
 
 def configure(enabled: bool = True, cache_dir: str | Path | None = None) -> None:
@@ -74,7 +77,28 @@ def build_dir() -> Path:
         return Path(os.environ["ELMARC_NATIVE_DIR"])
     if _cache_dir is not None:
         return _cache_dir / "native"
+    return home_dir()
+
+
+def home_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "elmarc" / "native"
+
+
+def private_dir(base: Path) -> Path | None:
+    """base/u<uid>: a folder only this user can write (made 0700; an existing one must be a real folder owned
+    by this user, its group and other write bits removed), or None where that cannot be had."""
+    folder = base / f"u{os.getuid()}"
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = os.lstat(folder)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+            log.warning("%s is not a folder of this user's: no native library is built or loaded there", folder)
+            return None
+        if st.st_mode & 0o022:
+            os.chmod(folder, 0o700)
+        return folder
+    except OSError:
+        return None
 
 
 def _cpu_identity() -> str:
@@ -86,10 +110,17 @@ def _cpu_identity() -> str:
     return platform.processor() or platform.machine()
 
 
-def library_path(cxx: str) -> Path:
+def library_name(cxx: str) -> str:
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
     digest = hashlib.sha256("\0".join([SOURCE.read_text(), " ".join(compile_flags()), version, _cpu_identity()]).encode())
-    return build_dir() / f"{SOURCE.stem}-{digest.hexdigest()[:20]}.so"
+    return f"{SOURCE.stem}-{digest.hexdigest()[:20]}.so"
+
+
+def library_path(cxx: str) -> Path | None:
+    """Where this user's library for this compiler and CPU lives: in this user's own folder of the cache's
+    native folder, else of the user's home cache; None where neither can be had (no native kernel then)."""
+    folder = private_dir(build_dir()) or private_dir(home_dir())
+    return folder / library_name(cxx) if folder is not None else None
 
 
 def _compile(cxx: str, target: Path) -> None:
@@ -100,13 +131,31 @@ def _compile(cxx: str, target: Path) -> None:
         done = subprocess.run([cxx, *compile_flags(), str(SOURCE), "-o", str(partial)], capture_output=True, text=True)
         if done.returncode != 0:
             raise OSError(f"{cxx} could not compile {SOURCE}:\n{done.stderr[-2000:]}")
+        os.chmod(partial, 0o700)                        # whatever the umask: nobody else may change it
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
 
 
 def _load(target: Path) -> ctypes.CDLL:
-    lib = ctypes.CDLL(str(target))                      # ctypes.CDLL releases the GIL during each call
+    """Load the library at target only if this user built it: its folder and the file are owned by this user and
+    writable by nobody else (so nobody else can swap them), checked on the opened folder, through which it is
+    then loaded (a folder renamed in between is not the one loaded from)."""
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    folder = os.open(target.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | nofollow)
+    try:
+        for what, fd in (("folder", folder), ("file", None)):
+            st = os.fstat(fd) if fd is not None else os.stat(target.name, dir_fd=folder, follow_symlinks=False)
+            regular = stat.S_ISDIR(st.st_mode) if fd is not None else stat.S_ISREG(st.st_mode)
+            if not regular or st.st_uid != os.getuid() or st.st_mode & 0o022:
+                raise OSError(f"{target}: its {what} is not this user's own (owner {st.st_uid}, "
+                              f"mode {stat.filemode(st.st_mode)}): not loaded")
+        # a new spelling per load: glibc hands back an object loaded earlier under the same name without
+        # looking at the file, and "/proc/self/fd/N" names repeat
+        through = f"/proc/self/fd/{folder}/" + "./" * next(_loads) + target.name
+        lib = ctypes.CDLL(through if os.path.isdir(f"/proc/self/fd/{folder}") else str(target))   # releases the GIL per call
+    finally:
+        os.close(folder)
     long, ptr = ctypes.c_long, ctypes.c_void_p
     lib.patch_max.argtypes = [ptr, long, long, long, long, long, long, ptr, long, long, ptr, long, ptr, long, long, long]
     lib.patch_max.restype = None
@@ -132,7 +181,10 @@ def library() -> ctypes.CDLL | None:
 def _build_and_load(cxx: str) -> ctypes.CDLL | None:
     for attempt in range(2):
         try:                                            # (running the compiler for its version may fail too)
-            target = _writable(library_path(cxx))
+            target = library_path(cxx)
+            if target is None:
+                log.warning("no folder of this user's to build the native kernel in: the native conv form is not a candidate")
+                return None
             if attempt or not target.is_file():
                 _compile(cxx, target)
             return _load(target)
@@ -140,17 +192,6 @@ def _build_and_load(cxx: str) -> ctypes.CDLL | None:
             if attempt:
                 log.warning("native kernel unavailable (%s): the native conv form is not a candidate", exc)
     return None
-
-
-def _writable(target: Path) -> Path:
-    """target, or the same name in a temporary folder where the cache folder cannot be written."""
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if os.access(target.parent, os.W_OK):
-            return target
-    except OSError:
-        pass
-    return Path(tempfile.gettempdir()) / "elmarc-native" / target.name
 
 
 def reset() -> None:
