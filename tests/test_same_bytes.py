@@ -351,3 +351,13 @@ def test_a_sweep_gives_the_same_bytes_beside_a_cpu_hog_and_beside_another_sweep(
     assert [p.returncode for p in procs] == [0, 0], logs
     for i in range(2):
         assert sweep_outputs(tmp_path / f"twin{i}", tmp_path / "c_shared") == reference
+
+
+def test_names_in_the_config_never_write_outside_the_cache_and_the_run_folder(tmp_path):
+    """A dataset or classifier name is a label, not a path: '../' in it changes no folder."""
+    work = tmp_path / "work"
+    run_job([*TINY, "frontend=temporal", "dataset.name=../../../escaped_dataset", "classifier=elm",
+             "classifier.name=../../../../escaped_classifier"], work / "run", work / "cache")
+    outside = [p for p in tmp_path.rglob("*") if not p.is_relative_to(work)]
+    assert outside == [] and not list(tmp_path.parent.glob("escaped_*"))
+    assert (work / "run" / "report.md").is_file()

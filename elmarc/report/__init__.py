@@ -3,11 +3,11 @@ bar charts, confusion matrices with per-class accuracy, and critical-difference 
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 import pandas as pd
 
+from ..entry import safe_name
 from ..storage import atomic_write_csv, atomic_write_text
 from .stats import GROUP, fold_accuracies, pairwise_pvalues, run_accuracies, summarise
 from .tables import gather, gather_predictions, markdown, pct
@@ -42,7 +42,7 @@ def write_report(root: str | Path, print_summary: bool = True) -> Path:
         for key, g in summary.groupby(["dataset", "width", "protocol", "standardize"], dropna=False):
             ds, width, protocol, std = key
             tag = "std" if str(std).lower() == "true" else "raw"
-            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"plot_{ds}_{width}_{protocol}_{tag}.png")
+            name = safe_name(f"plot_{ds}_{width}_{protocol}_{tag}.png")
             title = f"{ds} · {width} · {protocol} · {'standardised' if tag == 'std' else 'as extracted'}"
             plots.append(bar_chart(g, title, root / name))
         if len(preds):
@@ -71,7 +71,7 @@ def random_vs_trained(rows: pd.DataFrame, root: Path) -> list[str]:
     for place, f in fronts.groupby(PLACE, sort=True):
         pred = "svm" if "svm mean" in f and f["svm mean"].notna().any() else None
         if pred:
-            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", "random_vs_trained_" + "_".join(map(str, place)) + ".png")
+            name = safe_name("random_vs_trained_" + "_".join(map(str, place)) + ".png")
             figures.append(scatter(f, dict(zip(PLACE, place)), pred, root / name))
     return markdown_section(agree, fronts, figures) if len(agree) else []
 

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import io
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..entry import safe_name
 from ..storage import atomic_write_bytes, atomic_write_csv
 from .stats import GROUP, seed_free_once
 
@@ -53,7 +53,7 @@ def confusion_files(preds: pd.DataFrame, root: Path) -> list[Path]:
     for key, g in seed_free_once(preds).groupby(GROUP, dropna=False):
         k = dict(zip(GROUP, key))
         tag = "std" if str(k["standardize"]).lower() == "true" else "raw"
-        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{k['dataset']}_{k['width']}_{k['classifier']}_{k['protocol']}_{tag}")
+        stem = safe_name(f"{k['dataset']}_{k['width']}_{k['classifier']}_{k['protocol']}_{tag}")
         classes = sorted(set(g["label"]))
         per_class = []
         for fe, d in g.groupby("frontend"):
@@ -65,7 +65,7 @@ def confusion_files(preds: pd.DataFrame, root: Path) -> list[Path]:
             buf = io.BytesIO()
             fig.savefig(buf, format="png", dpi=90)
             plt.close(fig)
-            path = root / f"confusion_{stem}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', fe)}.png"
+            path = root / f"confusion_{stem}_{safe_name(fe)}.png"
             atomic_write_bytes(path, buf.getvalue())
             written.append(path)
             n = matrix.sum(axis=1)

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import io
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..entry import safe_name
 from ..storage import atomic_write_bytes
 
 
@@ -62,7 +62,7 @@ def cd_diagrams(summary: pd.DataFrame, root: Path) -> list[tuple[Path, str]]:
     out = []
     for (clf, protocol, std), table in rank_table(summary).items():
         tag = "std" if str(std).lower() == "true" else "raw"
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"cd_{clf}_{protocol}_{tag}.png")
+        name = safe_name(f"cd_{clf}_{protocol}_{tag}.png")
         out.append(cd_diagram(table, f"{clf.upper()} · {protocol} · {'standardised' if tag == 'std' else 'as extracted'}",
                               root / name))
     return out
