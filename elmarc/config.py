@@ -314,6 +314,22 @@ def schema_for(target: str):
     return None
 
 
+def checked_target(target, key: str, is_kind, kind: str):
+    """The object a YAML's `_target_` names, only if it is the kind its group needs (checked before anything
+    is built: Hydra's instantiate would build whatever the name says, a file handler that truncates a file
+    among them)."""
+    from hydra.utils import get_object
+
+    try:
+        obj = get_object(str(target))
+    except Exception as exc:
+        raise ConfigError(f"{key}={target!r} cannot be imported ({type(exc).__name__}: {exc})") from None
+    if not is_kind(obj):
+        raise ConfigError(f"{key}={target!r} is not {kind}; nothing was built.\n"
+                          f"  Fix: name {kind} there (the packaged configs show how).")
+    return obj
+
+
 def with_schema(node: DictConfig | dict, schema=None) -> DictConfig:
     """A group node (a YAML's or a plain dict) merged over its schema: defaults filled, unknown keys refused."""
     from omegaconf import OmegaConf

@@ -62,6 +62,9 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
     from .frontends import build_frontend
 
     check_rules(cfg)
+    from .classify.stage import grid_class
+
+    grid_class(OmegaConf.to_container(cfg.classifier, resolve=True))   # the classifier's target, before any work
     stages = parse_stages(cfg.stage)
     cache_dir = Path(cfg.cache_dir).expanduser().resolve()
     # the front-end first: a declared architecture that cannot work fails before any data is touched

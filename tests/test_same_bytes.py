@@ -361,3 +361,26 @@ def test_names_in_the_config_never_write_outside_the_cache_and_the_run_folder(tm
     outside = [p for p in tmp_path.rglob("*") if not p.is_relative_to(work)]
     assert outside == [] and not list(tmp_path.parent.glob("escaped_*"))
     assert (work / "run" / "report.md").is_file()
+
+
+@pytest.mark.parametrize("group", ["frontend", "dataset", "classifier"])
+def test_a_yaml_target_is_checked_before_anything_is_built(tmp_path, group):
+    """A _target_ that is not the kind its group needs (here a file handler that would truncate a file) is
+    refused, naming the key, before it is built."""
+    from elmarc.errors import UserError
+    from elmarc.pipeline import run_job as run_composed
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    evil = {"_target_": "logging.FileHandler", "filename": str(victim), "mode": "w"}
+    cfg = compose_cfg([*TINY, "frontend=temporal"], tmp_path / "cache")
+    from omegaconf import OmegaConf, open_dict
+
+    with open_dict(cfg):
+        if group == "frontend":
+            cfg.frontend.model = OmegaConf.create(evil)
+        else:
+            setattr(cfg, group, OmegaConf.merge(OmegaConf.create({"name": "x"}), OmegaConf.create(evil)))
+    with pytest.raises(UserError, match=rf"{group}(\.model)?\._target_='logging.FileHandler' is not"):
+        run_composed(cfg, tmp_path / "run")
+    assert victim.read_text() == "precious" and not (tmp_path / "cache" / "audio").exists()

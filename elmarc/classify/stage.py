@@ -31,9 +31,12 @@ RESULT_COLUMNS = [
 
 
 def grid_class(classifier_cfg: dict):
-    from hydra.utils import get_class
+    """The classifier grid's class, only if it is one (a class with settings to score)."""
+    from ..config import checked_target
 
-    return get_class(classifier_cfg["_target_"])
+    return checked_target(classifier_cfg.get("_target_"), "classifier._target_",
+                          lambda c: isinstance(c, type) and callable(getattr(c, "scores", None)) and hasattr(c, "uses_seed"),
+                          "a classifier grid class (with scores() and uses_seed, as elmarc.classify.SVMGrid)")
 
 
 def build_grid(classifier_cfg: dict, seed: int, n_jobs: int = 1):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from ..config import with_schema
+from ..config import checked_target, with_schema
 from ..errors import UserError
 from .base import ClipSource, DatasetError
 
@@ -14,6 +14,7 @@ def build_dataset(dataset_cfg: DictConfig | dict) -> ClipSource:
     from hydra.utils import instantiate
 
     dataset_cfg = with_schema(dataset_cfg)
+    checked_target(dataset_cfg.get("_target_"), "dataset._target_", _builds_a_clip_source, "a function that builds a ClipSource")
     try:
         source = instantiate(dataset_cfg, _convert_="all")
     except InstantiationException as exc:
@@ -26,6 +27,22 @@ def build_dataset(dataset_cfg: DictConfig | dict) -> ClipSource:
     if len(source) == 0:
         raise DatasetError(f"dataset {dataset_cfg.get('name')!r} has no clips under root {source.root!r}")
     return source
+
+
+def _builds_a_clip_source(obj) -> bool:
+    """A dataset loader: a function annotated to return a ClipSource (or a ClipSource class itself)."""
+    import inspect
+    import typing
+
+    if isinstance(obj, type):
+        return issubclass(obj, ClipSource)
+    if not inspect.isfunction(obj):
+        return False
+    try:
+        returns = typing.get_type_hints(obj).get("return")
+    except Exception:           # an annotation that does not resolve says nothing
+        return False
+    return isinstance(returns, type) and issubclass(returns, ClipSource)
 
 
 __all__ = ["ClipSource", "DatasetError", "build_dataset"]

@@ -5,7 +5,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from ..config import WIDTHS, ConfigError, FrontendConfig, with_schema
+from ..config import WIDTHS, ConfigError, FrontendConfig, checked_target, with_schema
 from .base import Frontend, FrontendConfigError, init_random_
 
 
@@ -27,18 +27,15 @@ def build_frontend(frontend_cfg: DictConfig | dict, width: str, seed: int,
     against the configured input; the paper's sizes are used when it is None.
     """
     from hydra.errors import InstantiationException
-    from hydra.utils import get_class, instantiate
+    from hydra.utils import instantiate
 
     from .declarative import Declared
 
     frontend_cfg = with_schema(frontend_cfg, FrontendConfig)
     nf = resolve_nf(frontend_cfg, width)
     kwargs: dict[str, Any] = {} if nf is None else {"nf": nf}
-    target = frontend_cfg.model.get("_target_")
-    try:
-        cls = get_class(target)
-    except Exception as exc:
-        raise ConfigError(f"frontend {frontend_cfg.get('name')!r}: model._target_={target!r} cannot be imported ({exc})") from None
+    cls = checked_target(frontend_cfg.model.get("_target_"), "frontend.model._target_",
+                         lambda c: isinstance(c, type) and issubclass(c, Frontend), "an elmarc Frontend class")
     if issubclass(cls, Declared):
         kwargs["name"] = str(frontend_cfg.get("name", "custom"))
         kwargs.update(input_shape or {})
