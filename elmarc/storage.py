@@ -63,6 +63,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     make_dirs(path.parent)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, 0o666 & ~current_umask())        # as any new file: a cache shared by a group stays readable to it
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -75,6 +76,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         if isinstance(exc, OSError) and exc.errno in USER_FIXABLE:
             raise write_failure(path, exc) from exc
         raise
+
+
+def current_umask() -> int:
+    """The process's umask (read without changing it where /proc tells it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def file_digest(path: Path) -> str:

@@ -384,3 +384,14 @@ def test_a_yaml_target_is_checked_before_anything_is_built(tmp_path, group):
     with pytest.raises(UserError, match=rf"{group}(\.model)?\._target_='logging.FileHandler' is not"):
         run_composed(cfg, tmp_path / "run")
     assert victim.read_text() == "precious" and not (tmp_path / "cache" / "audio").exists()
+
+
+def test_cache_files_follow_the_umask_so_a_group_can_share_a_cache(tmp_path):
+    old = os.umask(0o002)                            # a lab's shared cache: group-writable folders and files
+    try:
+        run_job([*TINY, "frontend=temporal"], tmp_path / "run", tmp_path / "cache")
+    finally:
+        os.umask(old)
+    modes = {p.relative_to(tmp_path / "cache"): p.stat().st_mode & 0o777 for p in (tmp_path / "cache").rglob("*")
+             if p.is_file() and "native" not in p.parts}
+    assert modes and all(m == 0o664 for m in modes.values()), {str(k): oct(m) for k, m in modes.items() if m != 0o664}
