@@ -9,7 +9,7 @@ import hydra
 from omegaconf import DictConfig
 
 from .config import register_configs
-from .errors import UserError
+from .errors import Stopped, UserError
 
 log = logging.getLogger("elmarc")
 register_configs()
@@ -24,6 +24,11 @@ def main(cfg: DictConfig) -> float | None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         status = run_job(cfg, out_dir)
+    except Stopped as exc:
+        # what is written stays (every cache file is whole, each entry resumes): one line, the signal's status
+        print(f"\nelmarc: {exc}; what was computed is kept in the cache ({cfg.cache_dir}) and "
+              f"{out_dir / 'status.json'} says 'interrupted'. Rerun the same command to resume.", file=sys.stderr)
+        sys.exit(exc.exit_status)
     except UserError as exc:
         # a user mistake: one clear message (status.json keeps it too); anything else keeps its traceback
         print(f"\nelmarc: error: {exc}", file=sys.stderr)

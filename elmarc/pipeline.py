@@ -1,8 +1,11 @@
 """One job of a sweep: extract -> classify -> report, each stage talking to the next through files."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import signal
+import threading
 import traceback
 from pathlib import Path
 
@@ -10,6 +13,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from .config import check_rules, parse_stages
+from .errors import Stopped
 from .storage import CacheWriteError, atomic_write_csv, atomic_write_text, make_dirs
 
 log = logging.getLogger(__name__)
@@ -23,13 +27,36 @@ def job_labels(cfg: DictConfig, source, frontend=None) -> dict:
     return {"dataset": source.name, "frontend": name, "width": str(cfg.features.width)}
 
 
+@contextlib.contextmanager
+def stop_on_signals():
+    """SIGTERM and SIGINT raise Stopped in the main thread, wherever the job is (Lightning's predict and fit
+    loops keep a handler found in place and call it after their own)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, _frame):
+        raise Stopped(signum)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 def run_job(cfg: DictConfig, out_dir: Path) -> dict:
-    """Run the configured stages of one job; write status.json (ok or the error) to out_dir."""
+    """Run the configured stages of one job; write status.json (ok, failed or interrupted) to out_dir."""
     make_dirs(out_dir)
     status = {"status": "running", "overrides": _overrides()}
     try:
-        result = _run_stages(cfg, out_dir)
+        with stop_on_signals():
+            result = _run_stages(cfg, out_dir)
         status.update(status="ok", **result)
+    except Stopped as exc:
+        status.update(status="interrupted", error=str(exc))
+        raise
     except Exception as exc:
         status.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
         raise

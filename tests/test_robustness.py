@@ -1,4 +1,5 @@
 """Nothing lost: bad audio, cache keys, SIGKILL and resume, concurrent jobs, determinism, config mistakes."""
+import json
 import os
 import re
 import signal
@@ -269,3 +270,27 @@ def test_loader_workers_default_to_the_device_and_the_pass(monkeypatch):
     assert (default_workers(True, decode_pass=True), default_workers(True)) == (8, 8)
     monkeypatch.setattr("elmarc.resources.job_cores", lambda: 2)
     assert (default_workers(True), default_workers(False, decode_pass=True)) == (1, 2)
+
+
+@pytest.mark.parametrize("signum,status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_stops_the_job_with_one_line_and_the_rerun_resumes(tmp_path, caplog, signum, status):
+    env = {**os.environ, "ELMARC_CACHE": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "elmarc.main", *EXTRACT, f"hydra.run.dir={tmp_path / 'r1'}"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    shards = tmp_path / "cache" / "features"
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(shards.glob("*/shards/b*.npz")) if shards.exists() else []) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    t0 = time.time()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == status and time.time() - t0 < 10
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Rerun the same command to resume" in lines[0] and "Traceback" not in err
+    assert json.loads((tmp_path / "r1" / "status.json").read_text())["status"] == "interrupted"
+    entry = next(shards.iterdir())
+    assert not (entry / "done.json").exists() and not list(entry.rglob(".*.tmp"))
+    if signum == signal.SIGTERM:
+        caplog.set_level("INFO")
+        run_job(EXTRACT, tmp_path / "r2", tmp_path / "cache")
+        assert "resuming" in log_text(caplog) and (entry / "done.json").is_file()
