@@ -151,6 +151,20 @@ def test_a_kill_during_report_writing(tmp_path, reference, monkeypatch):
     assert (tmp_path / "run" / "report.md").read_text() == before
 
 
+def test_a_report_stopped_half_way_leaves_no_old_report_beside_new_tables(tmp_path, monkeypatch):
+    from elmarc.report import write_report
+
+    run_job(JOB, tmp_path / "run", tmp_path / "cache")
+    assert (tmp_path / "run" / "report.md").is_file()
+    killed_at(monkeypatch, "summary.csv")                                   # a rerun's report, stopped mid-way
+    with pytest.raises(KeyboardInterrupt):
+        write_report(tmp_path / "run", print_summary=False)
+    monkeypatch.undo()
+    assert not (tmp_path / "run" / "report.md").exists()                     # no stale report.md to misread
+    write_report(tmp_path / "run", print_summary=False)
+    assert (tmp_path / "run" / "report.md").is_file()
+
+
 def disk_full_after(monkeypatch, n_writes):
     """The file system refuses every write after the first n_writes (ENOSPC at fsync, as a full disk does)."""
     calls = {"n": 0}

@@ -22,6 +22,9 @@ def write_report(root: str | Path, print_summary: bool = True) -> Path:
     from .ranks import cd_diagrams
 
     root = Path(root)
+    # report.md is written last: remove the old one first, so that a report stopped half-way never leaves
+    # an old report.md beside new tables (python -m elmarc.report <folder> writes it whole again)
+    (root / "report.md").unlink(missing_ok=True)
     rows, jobs, skipped = gather(root)
     preds = gather_predictions(root)
     if len(rows):       # the trained end-to-end rows come with every job of a front-end (svm and elm): count them once
