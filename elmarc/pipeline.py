@@ -89,9 +89,9 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
     from .frontends import build_frontend
 
     check_rules(cfg)
-    from .classify.stage import grid_class
+    from .classify.stage import build_grid
 
-    grid_class(OmegaConf.to_container(cfg.classifier, resolve=True))   # the classifier's target, before any work
+    build_grid(OmegaConf.to_container(cfg.classifier, resolve=True), int(cfg.seed))   # a grid that can work, before any
     stages = parse_stages(cfg.stage)
     cache_dir = Path(cfg.cache_dir).expanduser().resolve()
     # the front-end first: a declared architecture that cannot work fails before any data is touched
@@ -103,6 +103,7 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
         cfg.input.f_max = min(float(cfg.input.f_max), frontend.sample_rate / 2)
         check_rules(cfg)
     source = build_dataset(cfg.dataset)
+    check_classes(source, resolve_protocol(str(cfg.protocol.name), source.scheme, source.protocol))
     source.fingerprints = cache_dir / "fingerprints"      # clips' content digests, remembered per file
     spec, readable = feature_spec(cfg, source, frontend)
     entry = FeatureEntry.for_spec(cache_dir, spec, readable)
@@ -140,6 +141,23 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
         atomic_write_csv(out_dir / "predictions.csv", pd.concat(predictions, ignore_index=True))
         atomic_write_csv(out_dir / "results.csv", pd.concat(tables, ignore_index=True))
     return result
+
+
+def check_classes(source, protocol: str) -> None:
+    """Before any work: two classes at least, and every class a test part holds is in its training part."""
+    from .classify.protocols import plan_splits
+    from .datasets import DatasetError
+
+    labels = source.clips["label"]
+    if labels.nunique() < 2:
+        raise DatasetError(f"dataset {source.name!r} has one class ({labels.iloc[0]!r}): a classifier needs two or more.\n"
+                           f"  Fix: point dataset.root (or dataset.list) at a copy with two or more class folders or labels.")
+    for split in plan_splits(protocol, source.clips.assign(ok=True)):
+        unseen = sorted(set(labels.iloc[split.eval]) - set(labels.iloc[split.train]))
+        if unseen:
+            raise DatasetError(f"dataset {source.name!r}: the clips of {split.name} include classes never in its training "
+                               f"part ({', '.join(map(repr, unseen[:5]))}): they could only be misclassified.\n"
+                               f"  Fix: give those classes clips in the other folds/splits (dataset.list), or leave them out.")
 
 
 def extraction_seconds(entry) -> float:

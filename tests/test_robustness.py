@@ -15,6 +15,7 @@ import soundfile as sf
 from elmarc.audio import AudioError
 from elmarc.config import ConfigError, check_rules
 from elmarc.datasets import build_dataset
+from elmarc.errors import UserError
 from elmarc.extract import FeatureEntry, feature_spec
 from elmarc.frontends import build_frontend
 
@@ -294,3 +295,44 @@ def test_a_signal_stops_the_job_with_one_line_and_the_rerun_resumes(tmp_path, ca
         caplog.set_level("INFO")
         run_job(EXTRACT, tmp_path / "r2", tmp_path / "cache")
         assert "resuming" in log_text(caplog) and (entry / "done.json").is_file()
+
+
+def one_class_tree(root):
+    for j in range(6):
+        fixtures.write_audio(root / "bird" / f"c{j}.wav", fixtures.tone(0, 4000, 8000, j), 8000)
+    return root
+
+
+def unseen_class_list(root):
+    tree = fixtures.folder_tree(root / "audio")
+    rows = ["path,label,fold"] + [f"{p.relative_to(root)},{p.relative_to(tree).parts[0]},{0 if p.relative_to(tree).parts[0] == 'voice' else i % 2 + 1}"
+                                  for i, p in enumerate(sorted(tree.rglob("*.*")))]
+    (root / "list.csv").write_text("\n".join(rows) + "\n")
+    return [f"dataset.root={root}", f"dataset.list={root / 'list.csv'}"]
+
+
+def twin_files_tree(root):
+    tree = fixtures.folder_tree(root)
+    fixtures.write_audio(tree / "bird" / "clip0.wav", fixtures.tone(0, 8000, 22050, 99), 22050)   # beside clip0.flac
+    return tree
+
+
+@pytest.mark.parametrize("case,expected", [
+    ("classifier.C=[]", "has no setting to fit"),
+    ("classifier.n_hidden=[]", "needs at least one size"),
+    ("one class", "has one class"),
+    ("unseen class", "classes never in its training part ('voice')"),
+    ("two files, one clip", "files share a clip id, e.g. 'bird/clip0'"),
+])
+def test_bad_input_is_refused_before_any_extraction(tmp_path, case, expected):
+    folder = ["dataset=folder", "dataset.n_folds=2", "frontend=temporal", "extract.progress=false"]
+    overrides = {
+        "classifier.C=[]": lambda: [*TINY, "frontend=temporal", "classifier.C=[]"],
+        "classifier.n_hidden=[]": lambda: [*TINY, "frontend=temporal", "classifier=elm", "classifier.n_hidden=[]"],
+        "one class": lambda: [*folder, f"dataset.root={one_class_tree(tmp_path / 'd')}"],
+        "unseen class": lambda: [*folder, *unseen_class_list(tmp_path / "d")],
+        "two files, one clip": lambda: [*folder, f"dataset.root={twin_files_tree(tmp_path / 'd')}"],
+    }[case]()
+    with pytest.raises(UserError, match=re.escape(expected)):
+        run_job(overrides, tmp_path / "run", tmp_path / "cache")
+    assert not (tmp_path / "cache" / "audio").exists() and not (tmp_path / "cache" / "features").exists()

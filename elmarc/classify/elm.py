@@ -103,6 +103,11 @@ class ELMGrid:
         self.sizes = [int(k) for k in n_hidden]
         self.seed = int(seed)
         self.settings = [{"n_hidden": k} for k in self.sizes]
+        if not self.sizes or min(self.sizes) < 1:
+            from ..config import ConfigError
+
+            raise ConfigError(f"classifier {self.name!r}: n_hidden={self.sizes} needs at least one size, each >= 1.\n"
+                              f"  Fix: classifier.n_hidden=[100,250,500] (the paper's: {list(PAPER_ELM_HIDDEN)}).")
 
     def edge(self, setting: dict) -> bool:
         return setting["n_hidden"] in (min(self.sizes), max(self.sizes))

@@ -43,13 +43,19 @@ def build_grid(classifier_cfg: dict, seed: int, n_jobs: int = 1):
     """The classifier grid of the config; the seed goes to grids with random weights (ELM) only, n_jobs to those that fit in parallel."""
     import inspect
 
+    from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
     cls = grid_class(classifier_cfg)
     extra = {"seed": int(seed)} if cls.uses_seed else {}
     if "n_jobs" in inspect.signature(cls).parameters:
         extra["n_jobs"] = int(n_jobs)
-    return instantiate(classifier_cfg, **extra, _convert_="all")
+    try:
+        return instantiate(classifier_cfg, **extra, _convert_="all")
+    except InstantiationException as exc:          # the grid's own message for a setting that cannot work
+        if isinstance(exc.__cause__, UserError):
+            raise exc.__cause__ from None
+        raise
 
 
 def with_splits(clips: pd.DataFrame, assignment: pd.DataFrame | None) -> pd.DataFrame:

@@ -41,6 +41,11 @@ class SVMGrid:
         self.settings = [{"kernel": "rbf", "gamma": g, "C": c} for g in self.gammas for c in self.Cs]
         if self.linear:
             self.settings += [{"kernel": "linear", "gamma": None, "C": c} for c in self.Cs]
+        if not self.settings:
+            from ..config import ConfigError
+
+            raise ConfigError(f"classifier {self.name!r} has no setting to fit (C={self.Cs}, gammas={self.gammas}, "
+                              f"linear={self.linear}).\n  Fix: give classifier.C (and classifier.gammas) at least one value.")
 
     def edge(self, setting: dict) -> bool:
         """True when a selected value is an extreme of its axis (the grid may be too narrow)."""

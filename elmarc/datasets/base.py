@@ -49,6 +49,12 @@ class ClipSource:
         if self.scheme not in ("predefined", "folds"):
             raise ValueError(f"unknown split scheme {self.scheme!r}")
         self.clips = self.clips.reset_index(drop=True)
+        twins = self.clips[self.clips["clip_id"].duplicated(keep=False)]
+        if len(twins):
+            first = twins["clip_id"].iloc[0]
+            files = twins.loc[twins["clip_id"] == first, "path"].tolist()
+            raise DatasetError(f"dataset {self.name!r}: {len(twins)} files share a clip id, e.g. {first!r}: {files}.\n"
+                               f"  Fix: keep one file per clip (a name with two extensions is one clip twice).")
 
     def __len__(self) -> int:
         return len(self.clips)
