@@ -96,6 +96,7 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
     cache_dir = Path(cfg.cache_dir).expanduser().resolve()
     # the front-end first: a declared architecture that cannot work fails before any data is touched
     shape = {k: int(cfg.input[k]) for k in ("n_samples", "n_frames", "n_mels")}
+    check_memory(cfg, shape)
     frontend = build_frontend(cfg.frontend, cfg.features.width, int(cfg.seed), shape)
     if getattr(frontend, "pretrained", False) and int(cfg.input.sample_rate) != frontend.sample_rate:
         # a HEAR module takes audio at its own rate: decode (and cache) the clips at that rate
@@ -141,6 +142,42 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
         atomic_write_csv(out_dir / "predictions.csv", pd.concat(predictions, ignore_index=True))
         atomic_write_csv(out_dir / "results.csv", pd.concat(tables, ignore_index=True))
     return result
+
+
+def available_memory(gpu: bool) -> int | None:
+    """Bytes the job can still take: the GPU's total memory, or the machine's MemAvailable (Linux)."""
+    if gpu:
+        import torch
+
+        return int(torch.cuda.get_device_properties(0).total_memory)
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def check_memory(cfg: DictConfig, shape: dict) -> None:
+    """Refuse, before anything is allocated, a front-end whose weights and maps cannot fit (a width typed
+    with a zero too many): weights + twice the largest map at the job's batch, counted on the meta device."""
+    from .config import ConfigError
+    from .extract.inputs import frontend_batch_size, uses_gpu
+    from .frontends import memory_need
+
+    gpu = uses_gpu(str(cfg.extract.accelerator))
+    batch = int(cfg.extract.batch_size or frontend_batch_size(cfg.frontend, cfg.features.width, gpu))
+    need = memory_need(cfg.frontend, str(cfg.features.width), shape, batch)
+    have = available_memory(gpu)
+    if need is None or have is None or need[0] + 2 * need[1] <= have:
+        return
+    gib = 2 ** 30
+    raise ConfigError(f"frontend {cfg.frontend.name!r} at width {cfg.features.width} cannot fit: its weights take "
+                      f"{need[0] / gib:.1f} GiB and its largest map {need[1] / gib:.1f} GiB at batch {batch}, "
+                      f"{(need[0] + 2 * need[1]) / gib:.1f} GiB in all; {have / gib:.1f} GiB are available "
+                      f"({'GPU' if gpu else 'memory'}).\n  Fix: a smaller frontend.widths.{cfg.features.width} "
+                      f"or extract.batch_size.")
 
 
 def check_classes(source, protocol: str) -> None:

@@ -323,6 +323,8 @@ def twin_files_tree(root):
     ("one class", "has one class"),
     ("unseen class", "classes never in its training part ('voice')"),
     ("two files, one clip", "files share a clip id, e.g. 'bird/clip0'"),
+    ("vgg, a width too many", "frontend 'vgg' at width small cannot fit: its weights take 1341.1 GiB"),
+    ("temporal, a width too many", "frontend 'temporal' at width small cannot fit"),
 ])
 def test_bad_input_is_refused_before_any_extraction(tmp_path, case, expected):
     folder = ["dataset=folder", "dataset.n_folds=2", "frontend=temporal", "extract.progress=false"]
@@ -332,6 +334,8 @@ def test_bad_input_is_refused_before_any_extraction(tmp_path, case, expected):
         "one class": lambda: [*folder, f"dataset.root={one_class_tree(tmp_path / 'd')}"],
         "unseen class": lambda: [*folder, *unseen_class_list(tmp_path / "d")],
         "two files, one clip": lambda: [*folder, f"dataset.root={twin_files_tree(tmp_path / 'd')}"],
+        "vgg, a width too many": lambda: [*TINY, "frontend=vgg", "frontend.widths.small=100000"],
+        "temporal, a width too many": lambda: [*TINY, "frontend=temporal", "frontend.widths.small=1000000"],
     }[case]()
     with pytest.raises(UserError, match=re.escape(expected)):
         run_job(overrides, tmp_path / "run", tmp_path / "cache")

@@ -164,3 +164,26 @@ def test_agreement_of_perfect_and_reversed_rankings():
     assert (rev.predictor_winner, rev.trained_winner) == ("a", "d")
     near = agreement(fake_rows([1, 2, 4, 3], [1, 2, 3, 4])).iloc[0]          # winner 2nd in trained: top 3
     assert near.rho == pytest.approx(0.8) and not near.same_winner and near.winner_in_trained_top3
+
+
+def test_a_crafted_checkpoint_never_runs_its_payload(tmp_path):
+    """Checkpoints are read as tensors and plain values only: a pickle that would run code is refused."""
+    import pickle
+
+    from elmarc.train.stage import load_checkpoint
+
+    marker = tmp_path / "payload-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    crafted = tmp_path / "best.ckpt"
+    crafted.write_bytes(pickle.dumps({"state_dict": {}, "x": Payload()}))
+    with pytest.raises(Exception, match="(?i)weights only|unpickl"):
+        load_checkpoint(crafted)
+    assert not marker.exists()
+    import pathlib
+
+    package = pathlib.Path(__file__).resolve().parents[1] / "elmarc"
+    assert not [p for p in package.rglob("*.py") if "weights_only=False" in p.read_text()]

@@ -26,12 +26,19 @@ def build_frontend(frontend_cfg: DictConfig | dict, width: str, seed: int,
     input_shape (n_samples, n_frames, n_mels) lets declared front-ends check their layers
     against the configured input; the paper's sizes are used when it is None.
     """
+    frontend_cfg = with_schema(frontend_cfg, FrontendConfig)
+    model = _instantiate(frontend_cfg, width, input_shape)
+    if getattr(model, "pretrained", False):       # a HEAR module's own weights: nothing to draw
+        return model.eval()
+    return init_random_(model, seed)
+
+
+def _instantiate(frontend_cfg: DictConfig, width: str, input_shape: dict | None) -> Frontend:
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
     from .declarative import Declared
 
-    frontend_cfg = with_schema(frontend_cfg, FrontendConfig)
     nf = resolve_nf(frontend_cfg, width)
     kwargs: dict[str, Any] = {} if nf is None else {"nf": nf}
     cls = checked_target(frontend_cfg.model.get("_target_"), "frontend.model._target_",
@@ -49,9 +56,45 @@ def build_frontend(frontend_cfg: DictConfig | dict, width: str, seed: int,
         raise
     if not isinstance(model, Frontend):
         raise ConfigError(f"frontend {frontend_cfg.get('name')!r}: {type(model).__name__} is not an elmarc Frontend")
-    if getattr(model, "pretrained", False):       # a HEAR module's own weights: nothing to draw
-        return model.eval()
-    return init_random_(model, seed)
+    return model
+
+
+def memory_need(frontend_cfg: DictConfig | dict, width: str, input_shape: dict, batch: int) -> tuple[int, int] | None:
+    """(bytes of the weights, bytes of the largest map at this batch) of a front-end, from a copy on the meta
+    device (nothing allocated); None where it cannot be told (a HEAR module, a whole-clip input)."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    frontend_cfg = with_schema(frontend_cfg, FrontendConfig)
+    if "hear" in str(frontend_cfg.model.get("_target_", "")):
+        return None
+    largest = [0]
+
+    class Sizes(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in out if isinstance(out, (tuple, list)) else (out,):
+                if isinstance(t, torch.Tensor):
+                    largest[0] = max(largest[0], t.numel() * t.element_size())
+            return out
+
+    try:
+        with torch.device("meta"):
+            model = _instantiate(frontend_cfg, width, input_shape)
+        weights = sum(p.numel() * p.element_size() for p in model.parameters())
+        if model.input_kind == "waveform":
+            x = torch.zeros(batch, int(input_shape["n_samples"]), device="meta")
+        elif model.input_kind == "logmel":
+            x = torch.zeros(batch, int(input_shape["n_frames"]), int(input_shape["n_mels"]), device="meta")
+        else:
+            return None
+        with torch.no_grad(), Sizes():
+            model(x)
+    except ConfigError:
+        raise
+    except Exception:           # a model the meta device cannot run says nothing about its size
+        return None
+    return weights, largest[0]
 
 
 def has_weights(model: Frontend) -> bool:

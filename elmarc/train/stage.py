@@ -153,7 +153,7 @@ class Trainer:
         resume = None
         if last.is_file():
             try:
-                torch.load(last, map_location="cpu", weights_only=True)
+                load_checkpoint(last)
                 resume = str(last)
                 log.info("resuming %s from %s", run_dir.name, last)
             except Exception as exc:                # a checkpoint cut short by a kill: start this run again
@@ -191,9 +191,9 @@ class Trainer:
         run_dir = self.root / split["name"] / f"lr{lr:g}"
         model = self.model(lr, split["train"])
         if which == "best":
-            state = torch.load(run_dir / "best.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+            state = load_checkpoint(run_dir / "best.ckpt")["state_dict"]
         else:
-            state = torch.load(run_dir / "epoch1.pt", map_location="cpu", weights_only=True)
+            state = load_checkpoint(run_dir / "epoch1.pt")
         model.load_state_dict(state)
         return model.eval()
 
@@ -238,6 +238,12 @@ class Trainer:
                    "proxy_seconds": round(sum(r["epoch1_seconds"] for r in runs), 3),
                    "n_train": len(split["train"]), "n_val": len(split["val"]), "n_test": len(test)}
         return CacheEntry(fold_dir).finish(files, **summary)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A checkpoint's tensors and plain values, never its pickled objects: a file in a shared cache can be
+    anyone's, and a manifest (recomputable by anyone) detects damage, not tampering."""
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _fold_label(split: dict) -> str:
