@@ -60,8 +60,9 @@ def _instantiate(frontend_cfg: DictConfig, width: str, input_shape: dict | None)
 
 
 def memory_need(frontend_cfg: DictConfig | dict, width: str, input_shape: dict, batch: int) -> tuple[int, int] | None:
-    """(bytes of the weights, bytes of the largest map at this batch) of a front-end, from a copy on the meta
-    device (nothing allocated); None where it cannot be told (a HEAR module, a whole-clip input)."""
+    """(bytes of the weights, bytes of the largest map at this batch, as the plain forms make it: an upper bound
+    of what the faster forms hold) of a front-end, from a copy on the meta device (nothing allocated); None
+    where it cannot be told (a HEAR module, a whole-clip input)."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -88,7 +89,9 @@ def memory_need(frontend_cfg: DictConfig | dict, width: str, input_shape: dict, 
             x = torch.zeros(batch, int(input_shape["n_frames"]), int(input_shape["n_mels"]), device="meta")
         else:
             return None
-        with torch.no_grad(), Sizes():
+        from . import forms
+
+        with torch.no_grad(), forms.forced("plain"), Sizes():     # the plain maps: few ops, and the largest
             model(x)
     except ConfigError:
         raise
