@@ -91,7 +91,7 @@ def _run_stages(cfg: DictConfig, out_dir: Path) -> dict:
     check_rules(cfg)
     from .classify.stage import build_grid
 
-    build_grid(OmegaConf.to_container(cfg.classifier, resolve=True), int(cfg.seed))   # a grid that can work, before any
+    build_grid(OmegaConf.to_container(cfg.classifier, resolve=True), int(cfg.seed))   # a grid that can work, before any work
     stages = parse_stages(cfg.stage)
     cache_dir = Path(cfg.cache_dir).expanduser().resolve()
     # the front-end first: a declared architecture that cannot work fails before any data is touched
