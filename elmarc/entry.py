@@ -65,10 +65,15 @@ class CacheEntry:
         self.spec = spec
         self._clean_at: int | None = None
 
+    @staticmethod
+    def folder_for(base: str | Path, readable: str, spec: dict, digits: int = 16) -> Path:
+        """Where the entry for spec lives under base: <readable>-<hash of spec>."""
+        return Path(base) / f"{safe_name(readable)}-{stable_hash(spec)[:digits]}"
+
     @classmethod
-    def keyed(cls, base: str | Path, readable: str, spec: dict, digits: int = 16, **kwargs):
-        """The entry for spec under base: <readable>-<hash of spec>."""
-        return cls(Path(base) / f"{safe_name(readable)}-{stable_hash(spec)[:digits]}", spec, **kwargs)
+    def keyed(cls, base: str | Path, readable: str, spec: dict, digits: int = 16):
+        """The entry for spec under base."""
+        return cls(cls.folder_for(base, readable, spec, digits), spec)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.root)!r})"

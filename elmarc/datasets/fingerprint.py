@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 from pathlib import Path
 
 from ..storage import CacheWriteError, atomic_write_text, file_digest
@@ -45,7 +46,7 @@ def content_digests(paths: list[str], root: str, store: Path | None) -> list[str
             continue
         try:
             st = os.stat(path)
-            if not os.path.isfile(path):
+            if not stat.S_ISREG(st.st_mode):
                 raise IsADirectoryError(f"{path} is not a file")
             known = memo.get(path)
             if isinstance(known, list) and len(known) == 6 and known[:5] == _stamp(st):

@@ -24,8 +24,8 @@ from torch.utils.data import DataLoader, Dataset
 from ..audio import AudioError
 from ..config import InputConfig
 from ..datasets.base import ClipSource
-from ..entry import CacheEntry, safe_name
-from ..storage import move_aside, npy_bytes, npz_bytes, stable_hash
+from ..entry import CacheEntry
+from ..storage import move_aside, npy_bytes, npz_bytes
 from .inputs import single_threaded, worker_context
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class AudioCache(CacheEntry):
 
     def __init__(self, cache_dir: str | Path, source: ClipSource, cfg: InputConfig, chunk_size: int = 32):
         spec = {"dataset": source.identity(), "sample_rate": cfg.sample_rate, "resampler": cfg.resampler, "format": 2}
-        super().__init__(Path(cache_dir) / "audio" / f"{safe_name(source.name)}-{stable_hash(spec)[:16]}", spec)
+        super().__init__(self.folder_for(Path(cache_dir) / "audio", source.name, spec), spec)
         self.source, self.cfg, self.chunk_size = source, cfg, chunk_size
         self._index: dict[int, tuple[Path, int, int, str]] | None = None
 

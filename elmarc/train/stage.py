@@ -33,7 +33,7 @@ from ..classify.stage import RESULT_COLUMNS, cached_rows, fit_rows
 from ..config import RecipeConfig
 from ..entry import CacheEntry
 from ..errors import UserError
-from ..storage import atomic_write_csv, atomic_write_text, make_dirs, move_aside, stable_hash
+from ..storage import atomic_write_text, make_dirs, move_aside, npy_bytes, stable_hash
 from .data import EpochShuffle, KeptInputs, TrainingInputs, crop_length
 from .model import lightning_module
 
@@ -137,8 +137,9 @@ class Trainer:
     # -------------------------------------------------------------------------------- one run
     def fit(self, split: dict, lr: float) -> dict:
         """Train (or resume, or read) one (split, lr) run: its done.json summary."""
-        run_dir = self.root / split["name"] / f"lr{lr:g}"
-        done = CacheEntry(run_dir).read()
+        run = CacheEntry(self.root / split["name"] / f"lr{lr:g}")
+        run_dir = run.root
+        done = run.read()
         if done is not None:
             return done
         import pytorch_lightning as pl
@@ -184,7 +185,7 @@ class Trainer:
         best_path = Path(checkpoint.best_model_path)
         if best_path.name != "best.ckpt":
             best_path.replace(run_dir / "best.ckpt")
-        return CacheEntry(run_dir).finish(["best.ckpt", "epoch1.pt"], **summary)
+        return run.finish(["best.ckpt", "epoch1.pt"], **summary)
 
     def weights(self, split: dict, lr: float, which: str):
         """A model with the weights of a finished run: 'best' (lowest validation loss) or 'epoch1'."""
@@ -213,8 +214,8 @@ class Trainer:
     def fold(self, split: dict) -> dict:
         """Every lr of one split, then the test predictions of the chosen run and of the proxy, and
         the trained features of every usable clip. Cached in the split's folder."""
-        fold_dir = self.root / split["name"]
-        done = CacheEntry(fold_dir).read()
+        fold = CacheEntry(self.root / split["name"])
+        done = fold.read()
         if done is not None:
             return done
         runs = [self.fit(split, float(lr)) for lr in self.recipe.lrs]
@@ -227,17 +228,17 @@ class Trainer:
             table = pd.DataFrame({"clip_id": self.clips["clip_id"].to_numpy()[test], "fold": _fold_label(split),
                                   "label": self.clips["label"].to_numpy()[test],
                                   "predicted": np.asarray(self.classes, dtype=object)[predicted[test]]})
-            atomic_write_csv(fold_dir / f"{name.replace('@', '_')}.csv", table)
+            fold.write_text(f"{name.replace('@', '_')}.csv", table.to_csv(index=False))
             files.append(f"{name.replace('@', '_')}.csv")
             if which == "best":
-                _save_npy(fold_dir / "features.npy", feats)
+                fold.write_bytes("features.npy", npy_bytes(feats.astype(np.float32)))
                 files.append("features.npy")
         summary = {"split": split["name"], "lr": chosen["lr"], "best_epoch": chosen["best_epoch"],
                    "epochs": chosen["epochs"], "best_val_loss": chosen["best_val_loss"],
                    "proxy_lr": proxy["lr"], "seconds": round(sum(r["seconds"] for r in runs), 3),
                    "proxy_seconds": round(sum(r["epoch1_seconds"] for r in runs), 3),
                    "n_train": len(split["train"]), "n_val": len(split["val"]), "n_test": len(test)}
-        return CacheEntry(fold_dir).finish(files, **summary)
+        return fold.finish(files, **summary)
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -248,12 +249,6 @@ def load_checkpoint(path: Path) -> dict:
 
 def _fold_label(split: dict) -> str:
     return "test" if split["outer"] == -1 else str(split["outer"])
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    from ..storage import atomic_write_bytes, npy_bytes
-
-    atomic_write_bytes(path, npy_bytes(array.astype(np.float32)))
 
 
 def _runs_on(frontend, kind: str, length: int, n_mels: int) -> bool:
