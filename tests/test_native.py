@@ -219,6 +219,7 @@ def test_a_library_planted_by_another_user_never_runs(fresh_native, tmp_path, mo
     torch.testing.assert_close(ops._native_patch_max(x, w, (0, 0)), _expected(x, w, (0, 0)), rtol=1e-5, atol=1e-4)
     if where.startswith("shared temp"):
         (Path(tempfile.gettempdir()) / "elmarc-native" / name).unlink()
+        (Path(tempfile.gettempdir()) / "elmarc-native").rmdir()
 
 
 real_private = native.private_dir
