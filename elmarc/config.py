@@ -55,7 +55,7 @@ OnError = StrEnum("OnError", {"skip": "skip", "raise": "raise"})
 
 
 class ConvForms(StrEnum):
-    fused = "fused"        # each layer's own rule (device, ISA, sizes): the same bytes whatever the load
+    rule = "rule"          # each layer's own rule (device, ISA, sizes): the same bytes whatever the load
     plain = "plain"        # the plain convolutions (the reference)
     auto = "auto"          # measure the forms of each layer where it runs, keep the fastest (remembered per machine)
 
@@ -99,7 +99,7 @@ class ExtractConfig:
     devices: int = 1
     precision: str = "32-true"       # features must stay comparable: mixed precision only on purpose
     compile: Optional[bool] = None   # torch.compile; null: where the front-end's `compile` flag says it pays (large width)
-    conv_forms: ConvForms = ConvForms.fused  # which form of each layer runs (they round differently: in the key, with auto's plan)
+    conv_forms: ConvForms = ConvForms.rule  # which form of each layer runs (they round differently: in the key, with auto's plan)
     native_kernels: bool = True      # forms may use C++ kernels compiled here on first use (needs a C++ compiler)
     tf32: bool = False               # GPU: let cuDNN round fp32 convs to TF32 (faster, other numbers; in the cache key)
     batch_size: Optional[int] = None     # null: the front-end's batch_size (gpu_batch_size on a GPU) for the width
@@ -387,9 +387,9 @@ def _at_least(key: str, value, minimum) -> None:
 
 
 def check_rules(cfg: DictConfig) -> None:
-    """Ranges and rules that span fields; types were checked when the config was composed."""
+    """Ranges and rules that span fields, except the input's (check_inputs, once a HEAR module's rate is
+    settled); types were checked when the config was composed."""
     _at_least("seed", cfg.seed, 0)
-    parse_stages(cfg.stage)
     ex = cfg.extract
     for key in ("batch_size", "threads", "devices"):
         _at_least(f"extract.{key}", ex[key], 1)
@@ -409,16 +409,6 @@ def check_rules(cfg: DictConfig) -> None:
     _at_least("extract.num_workers", ex.num_workers, 0)
     if str(ex.precision) not in PRECISIONS:
         raise ConfigError(f"extract.precision={ex.precision!r} is not allowed: use one of {list(PRECISIONS)}")
-    inp = cfg.input
-    for key in ("sample_rate", "n_samples", "n_frames", "n_fft", "hop_length", "n_mels"):
-        _at_least(f"input.{key}", inp[key], 1)
-    for key in ("f_min", "amin", "top_db"):
-        _at_least(f"input.{key}", inp[key], 0)
-    if inp.f_max > inp.sample_rate / 2:
-        raise ConfigError(f"input.f_max={inp.f_max} is above the Nyquist frequency of "
-                          f"input.sample_rate={inp.sample_rate}: use at most {inp.sample_rate / 2}")
-    if inp.f_min >= inp.f_max:
-        raise ConfigError(f"input.f_min={inp.f_min} must be below input.f_max={inp.f_max}")
     if "n_folds" in cfg.dataset:
         _at_least("dataset.n_folds", cfg.dataset.n_folds, 2)
     for key in ("C", "gammas", "n_hidden"):
@@ -426,3 +416,16 @@ def check_rules(cfg: DictConfig) -> None:
             if value != "auto" and not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
                 raise ConfigError(f"classifier.{key} holds {value!r}: use positive numbers"
                                   + (" or 'auto'" if key == "gammas" else ""))
+
+
+def check_inputs(inp: InputConfig) -> None:
+    """The input's ranges and the rules across its fields (SPEC section 1)."""
+    for key in ("sample_rate", "n_samples", "n_frames", "n_fft", "hop_length", "n_mels"):
+        _at_least(f"input.{key}", getattr(inp, key), 1)
+    for key in ("f_min", "amin", "top_db"):
+        _at_least(f"input.{key}", getattr(inp, key), 0)
+    if inp.f_max > inp.sample_rate / 2:
+        raise ConfigError(f"input.f_max={inp.f_max} is above the Nyquist frequency of "
+                          f"input.sample_rate={inp.sample_rate}: use at most {inp.sample_rate / 2}")
+    if inp.f_min >= inp.f_max:
+        raise ConfigError(f"input.f_min={inp.f_min} must be below input.f_max={inp.f_max}")

@@ -26,7 +26,7 @@ def conv_macs(model: nn.Module, example: torch.Tensor) -> int:
     """Multiply-accumulates of the direct convolutions for one input (batch 1)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from .frontends.ops import direct_convolution
+    from .frontends.speed.ops import direct_convolution
 
     counter = FlopCounterMode(display=False)
     with direct_convolution(), counter:      # the plain forms: convolutions only, no matrix products

@@ -1,4 +1,7 @@
-"""Thin Hydra entry point: ``elmarc [-m] dataset=... frontend=... features=... classifier=...``."""
+"""Thin Hydra entry point: ``elmarc [-m] dataset=... frontend=... features=... classifier=...``.
+
+The composed config goes to pipeline.run_job, which turns it into a Job (job.py) once and runs its stages.
+"""
 from __future__ import annotations
 
 import logging
@@ -6,10 +9,13 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from .config import register_configs
 from .errors import Stopped, UserError
+from .pipeline import run_job
 
 log = logging.getLogger("elmarc")
 register_configs()
@@ -17,13 +23,11 @@ register_configs()
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    from hydra.core.hydra_config import HydraConfig
-
-    from .pipeline import run_job
-
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    out_dir = Path(hydra_cfg.runtime.output_dir)
+    single_run = hydra_cfg.mode == RunMode.RUN
     try:
-        status = run_job(cfg, out_dir)
+        status = run_job(cfg, out_dir, list(hydra_cfg.overrides.task), single_run=single_run)
     except Stopped as exc:
         # what is written stays (every cache file is whole, each entry resumes): one line, the signal's status
         print(f"\nelmarc: {exc}; what was computed is kept in the cache ({cfg.cache_dir}) and "
@@ -32,7 +36,7 @@ def main(cfg: DictConfig) -> float | None:
     except UserError as exc:
         # a user mistake: one clear message (status.json keeps it too); anything else keeps its traceback
         print(f"\nelmarc: error: {exc}", file=sys.stderr)
-        if HydraConfig.get().mode.name == "RUN":
+        if single_run:
             sys.exit(2)
         raise
     log.info("job written to %s", out_dir)

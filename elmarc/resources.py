@@ -55,3 +55,18 @@ def blas_threads(n: int):
 
     with threadpool_limits(limits=max(1, int(n))):
         yield
+
+
+def available_memory(gpu: bool) -> int | None:
+    """Bytes a job can still take: the GPU's total memory, or the machine's MemAvailable (Linux); None where unknown."""
+    if gpu:
+        import torch
+
+        return int(torch.cuda.get_device_properties(0).total_memory)
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None

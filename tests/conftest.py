@@ -26,15 +26,3 @@ def example_inputs():
     wave = torch.from_numpy((0.1 * rng.standard_normal((2, 350000))).astype(np.float32))
     audio = [torch.from_numpy((0.1 * rng.standard_normal(n)).astype(np.float32)) for n in (36000, 50000)]
     return {"logmel": logmel, "waveform": wave, "audio": audio}
-
-
-@pytest.fixture(autouse=True)
-def layer_forms_by_rule():
-    """Models called directly run each layer's own rule (extract.conv_forms=fused); a pipeline run
-    configures its own mode, and must not leave it set for the next test."""
-    from elmarc.frontends import forms
-
-    forms.configure("fused")
-    forms._baseline = None              # no test inherits another's calibration of the machine
-    yield
-    forms.configure("fused")

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Jobs run each layer's own rule (fused): measuring every form (the default, auto) is a once-per-machine
 # cost that tests of other stages would pay per shape; the tests that run auto name it.
 TINY = ["dataset=synthetic", "dataset.n_per_class=6", "dataset.n_folds=3", "dataset.duration=3.0",
-        "extract.progress=false", "extract.num_workers=0", "extract.conv_forms=fused"]
+        "extract.progress=false", "extract.num_workers=0", "extract.conv_forms=rule"]
 
 
 def compose_cfg(overrides, cache=None, config_dir=None):
@@ -20,11 +20,11 @@ def compose_cfg(overrides, cache=None, config_dir=None):
     return compose([*overrides, *extra], config_dir)
 
 
-def run_job(overrides, out_dir, cache):
-    """One job in this process, as a single run of the CLI writes it (report included)."""
+def run_job(overrides, out_dir, cache, single_run=True):
+    """One job in this process, as a single run of the CLI writes it (report included), or as a job of a sweep."""
     from elmarc.pipeline import run_job as run
 
-    return run(compose_cfg(overrides, cache), Path(out_dir))
+    return run(compose_cfg(overrides, cache), Path(out_dir), overrides, single_run=single_run)
 
 
 def run_sweep(jobs, sweep_dir, cache, report=True):
@@ -32,17 +32,14 @@ def run_sweep(jobs, sweep_dir, cache, report=True):
 
     Like Hydra's multirun, a failing job (its status.json says why) does not stop the others;
     returns the sweep folder, or (folder, failures) when some failed."""
-    from unittest import mock
-
     from elmarc.report import write_report
 
     failures = []
-    with mock.patch("elmarc.pipeline._in_multirun", return_value=True):
-        for i, overrides in enumerate(jobs):
-            try:
-                run_job(overrides, Path(sweep_dir) / str(i), cache)
-            except Exception as exc:
-                failures.append((i, exc))
+    for i, overrides in enumerate(jobs):
+        try:
+            run_job(overrides, Path(sweep_dir) / str(i), cache, single_run=False)
+        except Exception as exc:
+            failures.append((i, exc))
     if report:
         write_report(sweep_dir, print_summary=False)
     return (Path(sweep_dir), failures) if failures else Path(sweep_dir)

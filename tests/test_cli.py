@@ -98,13 +98,12 @@ def test_svm_wide_rows_are_not_pooled_with_the_paper_grid(tmp_path):
 
 def _main_with(monkeypatch, tmp_path, error):
     """elmarc.main.main() in this process, its job raising `error`; returns (exit code, stderr)."""
-    import elmarc.pipeline
     from elmarc import main as entry
 
-    def boom(cfg, out_dir):
+    def boom(cfg, out_dir, *args, **kwargs):
         raise error
 
-    monkeypatch.setattr(elmarc.pipeline, "run_job", boom)
+    monkeypatch.setattr(entry, "run_job", boom)
     monkeypatch.setattr(sys, "argv", ["elmarc", f"hydra.run.dir={tmp_path / 'r'}"])
     with pytest.raises(SystemExit) as ended:
         entry.main()

@@ -49,20 +49,15 @@ def test_model_spec_width_seed_and_declared_yaml(tmp_path):
 
 @pytest.mark.parametrize("name", ["7x96", "sample_level", "mfcc"])
 def test_scene_embeddings_are_the_cached_features(tmp_path, name):
-    from elmarc.datasets import build_dataset
-    from elmarc.extract import FeatureEntry, feature_spec
     from elmarc.extract.audio_cache import AudioCache
-    from elmarc.extract.stage import input_config
-    from elmarc.frontends import build_frontend
+    from elmarc.job import plan_job
 
     overrides = [*TINY, f"frontend={name}", "stage=extract"]
     run_job(overrides, tmp_path / "run", tmp_path / "cache")
-    cfg = compose_cfg(overrides, tmp_path / "cache")
-    source = build_dataset(cfg.dataset)
-    shape = {k: int(cfg.input[k]) for k in ("n_samples", "n_frames", "n_mels")}
-    spec, readable = feature_spec(cfg, source, build_frontend(cfg.frontend, "small", 0, shape))
-    X, _ = FeatureEntry.for_spec(tmp_path / "cache", spec, readable).load()
-    audio = AudioCache(tmp_path / "cache", source, input_config(cfg))        # the 12 kHz clips extraction read
+    job = plan_job(compose_cfg(overrides, tmp_path / "cache"))
+    source = job.source
+    X, _ = job.features.load()
+    audio = AudioCache(tmp_path / "cache", source, job.inputs)              # the 12 kHz clips extraction read
     model = hear.load_model(name)
     for i in range(0, len(source), 7):
         emb = hear.get_scene_embeddings(torch.from_numpy(audio.load(i))[None], model)
@@ -95,17 +90,14 @@ def test_hear_module_beside_random_front_ends_to_the_report(tmp_path):
 
 
 def test_model_file_hash_is_in_the_key(tmp_path):
-    from elmarc.datasets import build_dataset
-    from elmarc.extract import feature_spec
-    from elmarc.frontends import build_frontend
+    from elmarc.job import plan_job
 
     keys = []
     for seed_text in ("1", "2"):
         f = tmp_path / f"weights{seed_text}.txt"
         f.write_text(seed_text)
-        cfg = compose_cfg([*TINY, *TINYMEL, f"frontend.model.model_file={f}"])
-        frontend = build_frontend(cfg.frontend, "small", 0)
-        keys.append(feature_spec(cfg, build_dataset(cfg.dataset), frontend)[0]["frontend_identity"]["model_file_sha256"])
+        job = plan_job(compose_cfg([*TINY, *TINYMEL, f"frontend.model.model_file={f}"], tmp_path / "cache"))
+        keys.append(job.features.spec["frontend_identity"]["model_file_sha256"])
     assert keys[0] != keys[1] and all(len(k) == 64 for k in keys)
 
 

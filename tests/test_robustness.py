@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from omegaconf import OmegaConf
 
 from elmarc.audio import AudioError
-from elmarc.config import ConfigError, check_rules
+from elmarc.config import ConfigError, check_inputs, check_rules, parse_stages
 from elmarc.datasets import build_dataset
 from elmarc.errors import UserError
-from elmarc.extract import FeatureEntry, feature_spec
-from elmarc.frontends import build_frontend
+from elmarc.job import plan_job
 
 import fixtures
 from helpers import ROOT, TINY, compose_cfg, log_text, run_cli, run_job
@@ -88,11 +88,7 @@ def test_bad_audio_hard_error_option(tmp_path):
 
 # ----------------------------------------------------------------------------- 2. cache key
 def key_for(overrides):
-    cfg = compose_cfg(["dataset.n_per_class=5", *overrides])
-    source = build_dataset(cfg.dataset)
-    frontend = build_frontend(cfg.frontend, cfg.features.width, cfg.seed)
-    spec, readable = feature_spec(cfg, source, frontend)
-    return FeatureEntry.for_spec("/tmp/c", spec, readable).key
+    return plan_job(compose_cfg(["dataset.n_per_class=5", *overrides], "/tmp/c")).features.key
 
 
 def test_cache_key_covers_what_makes_the_features():
@@ -177,7 +173,7 @@ def test_two_processes_share_one_cache(tmp_path):
     feats = np.load(entries[0] / "features.npy")
     assert feats.shape == (40, 160) and np.isfinite(feats).all()
     assert not list(entries[0].rglob("*.tmp"))
-    from elmarc.frontends import native
+    from elmarc.frontends.speed import native
 
     # 7x86's kernel, built into this user's folder of the shared cache once
     built = sorted(p.name for p in (tmp_path / "cache" / "native" / f"u{os.getuid()}").glob("*")) if native.compiler() else []
@@ -200,7 +196,10 @@ def test_same_command_twice_same_rows(tmp_path):
 def mistake_text(override) -> str:
     """What composing the config and checking its rules says about one wrong override ('' if nothing)."""
     try:
-        check_rules(compose_cfg([override]))
+        cfg = compose_cfg([override])
+        check_rules(cfg)
+        parse_stages(cfg.stage)
+        check_inputs(OmegaConf.to_object(cfg.input))
     except Exception as exc:          # Hydra's composition errors carry the detail in their cause
         parts, e = [], exc
         while e is not None:
@@ -262,15 +261,14 @@ def test_config_mistakes_on_the_command_line(tmp_path):
     assert out.returncode != 0 and "dataset.rooot" in out.stderr
 
 
-def test_loader_workers_default_to_the_device_and_the_pass(monkeypatch):
+def test_loader_workers_default_to_the_device_and_the_pass():
     from elmarc.extract.inputs import default_workers
 
-    monkeypatch.setattr("elmarc.resources.job_cores", lambda: 16)     # the job's cores (its share under a launcher)
-    # CPU: every core decodes once; extraction makes its inputs in-process; a GPU is fed by up to 8 workers
-    assert (default_workers(False, decode_pass=True), default_workers(False)) == (16, 0)
-    assert (default_workers(True, decode_pass=True), default_workers(True)) == (8, 8)
-    monkeypatch.setattr("elmarc.resources.job_cores", lambda: 2)
-    assert (default_workers(True), default_workers(False, decode_pass=True)) == (1, 2)
+    # the job's cores (its share under a launcher): on a CPU every core decodes once, extraction makes its
+    # inputs in-process; a GPU is fed by up to 8 workers
+    assert (default_workers(False, 16, decode_pass=True), default_workers(False, 16)) == (16, 0)
+    assert (default_workers(True, 16, decode_pass=True), default_workers(True, 16)) == (8, 8)
+    assert (default_workers(True, 2), default_workers(False, 2, decode_pass=True)) == (1, 2)
 
 
 @pytest.mark.parametrize("signum,status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])

@@ -112,32 +112,23 @@ def test_rows_do_not_depend_on_n_jobs_or_the_jobs_cores(tmp_path, classifier, mo
 
 # ----------------------------------------------------------------------------- forms
 def key_for(overrides, cache):
-    from elmarc.datasets import build_dataset
-    from elmarc.extract import FeatureEntry, feature_spec
-    from elmarc.frontends import build_frontend
+    from elmarc.job import plan_job
 
-    cfg = compose_cfg(overrides, cache)
-    shape = {k: int(cfg.input[k]) for k in ("n_samples", "n_frames", "n_mels")}
-    frontend = build_frontend(cfg.frontend, cfg.features.width, int(cfg.seed), shape)
-    spec, readable = feature_spec(cfg, build_dataset(cfg.dataset), frontend)
-    return FeatureEntry.for_spec(cache, spec, readable)
+    return plan_job(compose_cfg(overrides, cache)).features
 
 
 def test_the_key_names_the_forms_and_auto_extracts_under_its_recorded_plan(tmp_path):
-    """fused (the rule) is the default and in the key; auto's key holds every layer's chosen form, and
+    """rule is the default and in the key; auto's key holds every layer's chosen form, and
     extraction runs exactly that plan: a store that says 'plain' for every layer gives the plain mode's bits."""
     base = [*TINY[:-1], "frontend=7x86", "stage=extract"]
     rule = key_for(base, tmp_path / "c")
-    assert rule.spec["conv_forms"] == "fused"
+    assert rule.spec["conv_forms"] == "rule"
     auto = key_for([*base, "extract.conv_forms=auto"], tmp_path / "c")
     plan = auto.spec["conv_forms"]["auto"]
     assert plan and all(k.startswith("conv2d_max_freq") for k in plan)
     store = next((tmp_path / "c" / "conv_forms").glob("*.json"))
     measured = json.loads(store.read_text())
     store.write_text(json.dumps({k: "plain" for k in measured}))             # another machine's (or run's) choices
-    from elmarc.frontends import forms
-
-    forms.reset()
     planned = key_for([*base, "extract.conv_forms=auto"], tmp_path / "c")
     assert set(planned.spec["conv_forms"]["auto"].values()) == {"plain"} and planned.root != auto.root
     run_job([*base, "extract.conv_forms=auto"], tmp_path / "a", tmp_path / "c")
@@ -170,43 +161,41 @@ def test_measuring_keeps_no_choice_made_under_a_transient_load(monkeypatch, tmp_
     changes the calibration: the measurement is taken again, and while the machine stays slower than the
     fastest calibration seen on it (this process's, or the store's from an earlier job), the rule runs and
     nothing is stored; a later job on an idle machine measures."""
-    from elmarc.frontends import forms
+    from elmarc.frontends.speed import SpeedPolicy, measure
+    from elmarc.frontends.speed.store import machine_id
 
     # call numbers: calibration 1, warm-ups 2-4, rounds 5-7 (rule, plain, fast), 8-9, 10-11, calibration 12; retry 13-24
     windows = {"idle": (0, 0), "hog for one call": (7, 8), "hog mid-measurement, stays": (8, 10**9),
                "hog mid-measurement, leaves during the retry": (8, 22), "hog before measuring": (0, 10**9)}
     start, end = windows[case]
     clock = FakeClock(lambda n: 4.0 if start <= n < end else 1.0)
-    monkeypatch.setattr(forms, "_clock", clock)
-    monkeypatch.setattr(forms, "_calibration", lambda device: clock.work(0.001)() or 0.001 * clock.load(clock.calls))
-    monkeypatch.setattr(forms, "_choices", {})
-    monkeypatch.setattr(forms, "_timings", {})
-    store = tmp_path / "conv_forms" / f"{forms.machine_id()}.json"
+    monkeypatch.setattr(measure, "clock", clock)
+    monkeypatch.setattr(measure, "calibration", lambda device: clock.work(0.001)() or 0.001 * clock.load(clock.calls))
+    store = tmp_path / "conv_forms" / f"{machine_id()}.json"
     if case == "hog before measuring":                                      # an earlier job calibrated the idle machine
         store.parent.mkdir(parents=True)
-        store.write_text(json.dumps({forms.BASELINE: "0.001"}))
-    forms.configure("auto", tmp_path)
+        store.write_text(json.dumps({measure.BASELINE: "0.001"}))
+    policy = SpeedPolicy("auto", cache_dir=tmp_path)
     candidates = {"plain": clock.work(0.030), "rule": clock.work(0.010), "fast": clock.work(0.006)}
-    chosen = forms._pick("k", candidates, "rule", torch.device("cpu"))
+    chosen = policy.pick("k", candidates, "rule", torch.device("cpu"))
     if case in ("idle", "hog for one call"):
         assert chosen == "fast"
-        assert json.loads(store.read_text()) == {"k|forms=fast,plain,rule": "fast", forms.BASELINE: "0.001"}
+        assert json.loads(store.read_text()) == {"k|forms=fast,plain,rule": "fast", measure.BASELINE: "0.001"}
     else:                                                                   # disturbed twice: the rule, nothing kept
         assert chosen == "rule" and "k|forms=fast,plain,rule" not in (json.loads(store.read_text()) if store.exists() else {})
-    forms.configure("fused")
 
 
 def test_a_damaged_conv_forms_file_is_named_set_aside_and_measured_again(tmp_path, caplog):
-    from elmarc.frontends import forms
+    from elmarc.frontends.speed import SpeedPolicy
+    from elmarc.frontends.speed.store import machine_id
 
-    store = tmp_path / "conv_forms" / f"{forms.machine_id()}.json"
+    store = tmp_path / "conv_forms" / f"{machine_id()}.json"
     store.parent.mkdir(parents=True)
     store.write_text("[1, 2, 3]")
     caplog.set_level("INFO")
-    forms.configure("auto", tmp_path)
+    SpeedPolicy("auto", cache_dir=tmp_path)
     assert f"conv-forms file {store} is unusable" in log_text(caplog) and not store.exists()
     assert list(store.parent.glob("damaged-*/*.json"))
-    forms.configure("fused")
 
 
 def test_features_do_not_depend_on_the_thread_count(frontend_configs):
@@ -268,7 +257,7 @@ def test_changed_audio_is_extracted_again_and_a_moved_copy_is_not(tmp_path, capl
 # ----------------------------------------------------------------------------- the train stage
 def test_two_jobs_that_need_one_training_run_share_it(tmp_path, monkeypatch):
     """The svm and elm jobs of one front-end need the same training runs: one trains, the other waits for it."""
-    from elmarc.train import stage as train_stage
+    from elmarc.train import trainer as train_stage
 
     trained = []
 

@@ -4,7 +4,7 @@ Each grid has ``name``, ``settings``, ``uses_seed``, ``edge(setting)`` and
 ``scores(X, y, splits, standardize) -> (accuracy (n_splits, n_settings), capped mask)``.
 """
 from .elm import ELMClassifier, ELMGrid
-from .stage import classify
+from .grid import GridJob, build_grid
 from .svm import SVMGrid
 
-__all__ = ["ELMClassifier", "ELMGrid", "SVMGrid", "classify"]
+__all__ = ["ELMClassifier", "ELMGrid", "GridJob", "SVMGrid", "build_grid"]

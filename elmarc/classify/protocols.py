@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import ConfigError
+from ..datasets import DatasetError
 from .splits import Split
 
 PROTOCOLS = ("predefined", "paper", "nested")
@@ -90,3 +91,17 @@ def select(protocol: str, splits: list[Split], scores: np.ndarray) -> list[dict]
         records.append({"fold": str(sp.outer), "split_index": i, "setting_index": best, "accuracy": scores[i, best],
                         "selection_score": float(inner_mean[best]), "n_train": len(sp.train), "n_test": len(sp.eval)})
     return records
+
+
+def check_classes(clips: pd.DataFrame, protocol: str, dataset: str) -> None:
+    """Before any work: two classes at least, and every class a test part holds is in its training part."""
+    labels = clips["label"]
+    if labels.nunique() < 2:
+        raise DatasetError(f"dataset {dataset!r} has one class ({labels.iloc[0]!r}): a classifier needs two or more.\n"
+                           f"  Fix: point dataset.root (or dataset.list) at a copy with two or more class folders or labels.")
+    for split in plan_splits(protocol, clips.assign(ok=True)):
+        unseen = sorted(set(labels.iloc[split.eval]) - set(labels.iloc[split.train]))
+        if unseen:
+            raise DatasetError(f"dataset {dataset!r}: the clips of {split.name} include classes never in its training "
+                               f"part ({', '.join(map(repr, unseen[:5]))}): they could only be misclassified.\n"
+                               f"  Fix: give those classes clips in the other folds/splits (dataset.list), or leave them out.")

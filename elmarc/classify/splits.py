@@ -4,6 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
+
+from ..storage import stable_hash
 
 
 @dataclass(frozen=True)
@@ -44,3 +47,20 @@ class GridScores:
     def empty(cls, n_splits: int, n_settings: int) -> GridScores:
         shape = (n_splits, n_settings)
         return cls(np.full(shape, np.nan), np.zeros(shape, bool), np.zeros(shape, bool), np.empty(shape, dtype=object))
+
+
+def with_splits(clips: pd.DataFrame, assignment: pd.DataFrame) -> pd.DataFrame:
+    """The entry's clip table with this run's folds and splits: features do not depend on them, so one entry
+    serves every fold assignment (dataset.n_folds), and rows must use the run's, not the extracting run's."""
+    by_id = assignment.set_index("clip_id")
+    out = clips.copy()
+    for col in ("fold", "split"):
+        if col in by_id:
+            out[col] = out["clip_id"].map(by_id[col]).to_numpy()
+    return out
+
+
+def splits_id(assignment: pd.DataFrame) -> str:
+    """A hash of the fold and split of every clip (part of every row cache key)."""
+    cols = [c for c in ("clip_id", "fold", "split") if c in assignment]
+    return stable_hash(assignment[cols].astype(str).to_numpy().tolist())[:16]

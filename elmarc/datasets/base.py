@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..audio import load_clip
+from ..audio import AudioError, load_clip
 from ..config import InputConfig
 from ..errors import UserError
+from .fingerprint import content_digests
 
 CLIP_COLUMNS = ("clip_id", "path", "label", "fold", "split")
 
@@ -63,14 +64,16 @@ class ClipSource:
     def labels(self) -> np.ndarray:
         return self.clips["label"].to_numpy()
 
+    def assignment(self) -> pd.DataFrame:
+        """clip_id, fold, split of every clip: this run's folds and splits (the classify and train stages use these)."""
+        return self.clips[[c for c in ("clip_id", "fold", "split") if c in self.clips]]
+
     def load(self, index: int, cfg: InputConfig) -> np.ndarray:
         """Resampled mono audio of clip ``index``: (time,) float32 at cfg.sample_rate."""
         return load_clip(self.clips.at[index, "path"], cfg)
 
     def failure_reason(self, index: int, exc: Exception) -> str:
         """Why clip ``index`` was skipped: an AudioError already names the file; anything else gets it here."""
-        from ..audio import AudioError
-
         if isinstance(exc, AudioError):
             return str(exc)
         where = self.clips.at[index, "path"] or self.clips.at[index, "clip_id"]
@@ -80,8 +83,6 @@ class ClipSource:
         """What makes this dataset's features what they are: its name, and every clip's id, label and content
         (a digest of its file's bytes; not the root, so a copy elsewhere is the same dataset). Computed once."""
         if self._identity is None:
-            from .fingerprint import content_digests
-
             digests = content_digests(self.clips["path"].tolist(), self.root, self.fingerprints)
             h = hashlib.sha256()
             for clip_id, label, digest in zip(self.clips["clip_id"], self.clips["label"], digests):

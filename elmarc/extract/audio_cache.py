@@ -30,6 +30,7 @@ from .inputs import single_threaded, worker_context
 
 log = logging.getLogger(__name__)
 CHUNK_RE = re.compile(r"^c(\d+)-(\d+)\.idx\.npz$")
+FORMAT = 2                # what an audio entry holds and how it is keyed; older entries are decoded again
 
 
 class _DecodeChunks(Dataset):
@@ -59,7 +60,7 @@ class AudioCache(CacheEntry):
     """The decoded audio of one dataset at one rate (elmarc.entry: lock, marker, check, set aside)."""
 
     def __init__(self, cache_dir: str | Path, source: ClipSource, cfg: InputConfig, chunk_size: int = 32):
-        spec = {"dataset": source.identity(), "sample_rate": cfg.sample_rate, "resampler": cfg.resampler, "format": 2}
+        spec = {"dataset": source.identity(), "sample_rate": cfg.sample_rate, "resampler": str(cfg.resampler), "format": FORMAT}
         super().__init__(self.folder_for(Path(cache_dir) / "audio", source.name, spec), spec)
         self.source, self.cfg, self.chunk_size = source, cfg, chunk_size
         self._index: dict[int, tuple[Path, int, int, str]] | None = None
@@ -165,3 +166,13 @@ class CachedSource(ClipSource):
         if cfg.sample_rate != self.audio_cache.cfg.sample_rate or cfg.resampler != self.audio_cache.cfg.resampler:
             raise ValueError("input config differs from the audio cache's")
         return self.audio_cache.load(index)
+
+
+def decoded_source(source: ClipSource, inputs: InputConfig, extraction, cache_dir: Path) -> tuple[ClipSource, dict]:
+    """The clips read from the decode-once audio cache (decoding what it lacks first), and what the decode pass
+    did; the source itself where extract.audio_cache is off. extraction: the job's Extraction (workers, on_error)."""
+    if not extraction.audio_cache:
+        return source, {}
+    audio = AudioCache(cache_dir, source, inputs)
+    decode = audio.ensure(num_workers=extraction.decode_workers, on_error=extraction.on_error)
+    return CachedSource(source, audio), decode

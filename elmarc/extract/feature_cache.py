@@ -127,3 +127,12 @@ class FeatureEntry(CacheEntry):
         """clip_id, label, fold, split, ok, reason of a complete entry (without reading the features)."""
         return pd.read_csv(self.root / "clips.csv", keep_default_na=False,
                            dtype={"clip_id": str, "label": str, "split": str, "reason": str})
+
+    def extraction_seconds(self) -> float:
+        """Seconds to extract every clip of the entry, from its measured rate (a resumed extraction timed only
+        its last part); NaN when no rate was measured (nothing extracted in the run that finished it)."""
+        if not self.is_complete():
+            return float("nan")
+        info = self.info()
+        rate = float(info.get("clips_per_second") or 0.0)
+        return round(info["n_clips"] / rate, 3) if rate > 0 else float("nan")

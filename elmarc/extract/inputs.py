@@ -72,31 +72,17 @@ def uses_gpu(accelerator: str) -> bool:
     return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
 
 
-def default_workers(gpu: bool, decode_pass: bool = False) -> int:
-    """DataLoader workers when extract.num_workers is null.
+def default_workers(gpu: bool, cores: int, decode_pass: bool = False) -> int:
+    """DataLoader workers when extract.num_workers is null, for a job given `cores` cores.
 
     With a GPU: up to 8 (the model is fast; decoding and log-mel are the work). On a CPU the
     decode-once pass, with nothing else running, takes one worker per core, and extraction none:
     a worker beside the model competes for the same cores and passes each input through shared
     memory, which costs more than it overlaps (make bench, section e2e).
     """
-    from ..resources import job_cores
-
-    cores = job_cores()                  # this job's share under a parallel launcher, not the machine's
     if gpu:
         return min(8, max(1, cores - 1))
     return cores if decode_pass else 0
-
-
-def resolve_workers(requested: int | None, gpu: bool, decode_pass: bool = False) -> int:
-    """extract.num_workers as given, or default_workers when it is null."""
-    return default_workers(gpu, decode_pass) if requested is None else int(requested)
-
-
-def frontend_batch_size(frontend_cfg, width: str, gpu: bool) -> int:
-    """The front-end config's batch size for the width: gpu_batch_size on a GPU, else batch_size."""
-    sizes = frontend_cfg.gpu_batch_size if gpu else frontend_cfg.batch_size
-    return int(sizes[width])
 
 
 def worker_context(num_workers: int):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import ops
 from .base import Frontend, FrontendConfigError, same_padding
+from .speed import ops
 
 TIMBRAL_ROWS = (7, 3, 1)          # kernel heights (frames), widths nf, 2nf, 4nf
 TIMBRAL_BANDS = (0.9, 0.4)        # kernel widths as fractions of n_mels: 86 and 38 of 96

@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import ops
 from .base import Frontend, FrontendConfigError, time_mean
+from .speed import ops
 
 
 class Conv7xN(Frontend):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import ops
 from .base import Frontend, same_padding
+from .speed import ops
 
 
 class SampleLevel(Frontend):

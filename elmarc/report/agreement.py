@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .plots import save_png
+from .plots import pyplot, save_png
+from .tables import pct
 
 TRAINED, PROXY = "trained", "trained@1epoch"
 PLACE = ["dataset", "width", "protocol"]
@@ -143,10 +144,7 @@ def _random_seconds(rows: pd.DataFrame) -> float:
 
 def scatter(table: pd.DataFrame, place: dict, predictor: str, path: Path) -> Path:
     """Random (x) vs trained (y) accuracy, one point per front-end with std error bars; the diagonal for scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     t = table.dropna(subset=[f"{predictor} mean", f"{TRAINED} mean"])
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
@@ -166,8 +164,6 @@ def scatter(table: pd.DataFrame, place: dict, predictor: str, path: Path) -> Pat
 
 
 def markdown_section(agree: pd.DataFrame, fronts: pd.DataFrame, figures: list[Path]) -> list[str]:
-    from .tables import pct
-
     def num(x):
         return "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.2f}"
 

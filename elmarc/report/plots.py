@@ -10,12 +10,20 @@ import pandas as pd
 from ..storage import atomic_write_bytes
 
 
-def bar_chart(summary: pd.DataFrame, title: str, path: Path) -> Path:
-    """summary rows of one dataset x width x protocol x standardize (both classifiers)."""
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (figures go to files; no display is opened), imported when the
+    first figure is drawn: it takes about a second, and a job that fails never draws one."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def bar_chart(summary: pd.DataFrame, title: str, path: Path) -> Path:
+    """summary rows of one dataset x width x protocol x standardize (both classifiers)."""
+    plt = pyplot()
 
     classifiers = sorted(summary["classifier"].unique())
     order = (summary[summary.frontend != "mfcc"].groupby("frontend")["mean"].max()

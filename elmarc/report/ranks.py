@@ -10,6 +10,7 @@ from scipy import stats
 
 from ..entry import safe_name
 from ..storage import atomic_write_bytes
+from .plots import pyplot
 
 
 def rank_table(summary: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
@@ -36,10 +37,7 @@ def friedman_nemenyi(table: pd.DataFrame) -> tuple[float, pd.DataFrame, pd.Serie
 
 def cd_diagram(table: pd.DataFrame, title: str, path: Path, alpha: float = 0.05) -> tuple[Path, str]:
     """The critical-difference diagram as a PNG, and one sentence on how many differences are significant."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import scikit_posthocs as sp
 
     p, nemenyi, ranks = friedman_nemenyi(table)

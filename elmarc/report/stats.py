@@ -6,7 +6,7 @@ gives the corrected repeated k-fold t-test (Nadeau & Bengio 2003; Bouckaert & Fr
 paired per-fold-and-seed differences against the best front-end, Holm-corrected over the
 comparisons with the best, and a 95% interval with the same corrected variance; these decide
 the bold "best or tied" marks. On a single predefined split (GTZAN) McNemar's exact test on the
-paired test predictions (clips.py) does, with a Wilson interval over the test clips.
+paired test predictions does, with a Wilson interval over the test clips.
 """
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ import warnings
 import numpy as np
 import pandas as pd
 from scipy import stats
+from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import proportion_confint
 
 GROUP = ["dataset", "width", "classifier", "protocol", "standardize"]
 ALPHA = 0.05
@@ -23,8 +26,6 @@ ALPHA = 0.05
 def seed_free_once(rows: pd.DataFrame) -> pd.DataFrame:
     """Rows of a run no seed can change (``seeded`` false: MFCC + SVM) kept for one seed only:
     every job of a seed sweep carries the same rows, and they are one run, not several."""
-    if "seeded" not in rows:
-        return rows
     free = rows["seeded"].astype(str).str.lower() == "false"
     first = rows[free].groupby(GROUP + ["frontend"], dropna=False)["seed"].transform("min")
     keep = ~free
@@ -36,8 +37,6 @@ def run_accuracies(rows: pd.DataFrame) -> pd.DataFrame:
     """One accuracy per run (mean over its folds): GROUP + frontend + seed -> accuracy."""
     rows = seed_free_once(rows).copy()
     rows["accuracy"] = rows["accuracy"].astype(float)
-    if "exact_fits" not in rows:                # rows cached before the exact fallback existed
-        rows["exact_fits"] = 0
     keys = GROUP + ["frontend", "seed"]
     agg = rows.groupby(keys, dropna=False).agg(
         accuracy=("accuracy", "mean"), n_folds=("accuracy", "size"),
@@ -104,7 +103,7 @@ def fold_accuracies(rows: pd.DataFrame) -> pd.DataFrame:
     """One accuracy per fold and run, seed-free runs once: GROUP + frontend + seed + fold -> accuracy, test/train ratio."""
     rows = seed_free_once(rows).copy()
     rows["accuracy"] = rows["accuracy"].astype(float)
-    rows["ratio"] = rows["n_test"].astype(float) / rows["n_train"].astype(float) if "n_test" in rows else np.nan
+    rows["ratio"] = rows["n_test"].astype(float) / rows["n_train"].astype(float)
     return rows[GROUP + ["frontend", "seed", "fold", "accuracy", "ratio"]]
 
 
@@ -112,8 +111,6 @@ def protocol_tests(folds: pd.DataFrame, best: str) -> dict[str, dict]:
     """Per front-end of one table: the corrected test against `best` (Holm-adjusted) and the 95% interval.
 
     Pairs are the same fold and seed; a seed-free run (one value per fold) pairs with every seed of the other."""
-    from statsmodels.stats.multitest import multipletests
-
     by_fe = {fe: d for fe, d in folds.groupby("frontend")}
     ratio = float(np.nanmean(folds["ratio"])) if folds["ratio"].notna().any() else 0.0
     out, raw = {}, {}
@@ -139,9 +136,32 @@ def rows_of_table(table: pd.DataFrame, key: dict) -> pd.DataFrame:
     return table[np.logical_and.reduce([table[c].astype(str) == str(v) for c, v in key.items()])]
 
 
-def wilson_interval(accuracy: float, n: int, level: float = 0.95) -> tuple[float, float]:
-    from statsmodels.stats.proportion import proportion_confint
+def mcnemar_vs_best(preds: pd.DataFrame, best: str) -> dict[str, float]:
+    """Exact McNemar p of each front-end against `best` on the same test clips, Holm-adjusted.
 
+    Seeds are combined by pooling their discordant pairs (best right and other wrong, and the
+    reverse) over the seeds paired by seed; a seed-free run pairs with every seed of the other."""
+    preds = seed_free_once(preds)
+    right = preds.assign(right=preds["label"] == preds["predicted"])
+    by_fe = {fe: d[["clip_id", "fold", "seed", "right"]] for fe, d in right.groupby("frontend")}
+    raw = {}
+    for fe, d in by_fe.items():
+        if fe == best:
+            continue
+        a = by_fe[best]
+        on = ["clip_id", "fold", "seed"] if a["seed"].nunique() > 1 and d["seed"].nunique() > 1 else ["clip_id", "fold"]
+        paired = a.merge(d, on=on, suffixes=("_best", "_other"))
+        b = int((paired.right_best & ~paired.right_other).sum())
+        c = int((~paired.right_best & paired.right_other).sum())
+        raw[fe] = float(mcnemar([[0, b], [c, 0]], exact=True).pvalue)
+    out = {best: 1.0}
+    if raw:
+        adjusted = multipletests(list(raw.values()), method="holm")[1]
+        out.update(dict(zip(raw, map(float, adjusted))))
+    return out
+
+
+def wilson_interval(accuracy: float, n: int, level: float = 0.95) -> tuple[float, float]:
     low, high = proportion_confint(round(accuracy * n), n, alpha=1 - level, method="wilson")
     return float(low), float(high)
 
@@ -162,8 +182,6 @@ def summarise(runs: pd.DataFrame, folds: pd.DataFrame | None = None, preds: pd.D
             tests = protocol_tests(f, best) if len(f) else {}
             test_name = "corrected k-fold t-test, Holm"
         elif preds is not None and len(preds) and k["protocol"] == "predefined":
-            from .clips import mcnemar_vs_best
-
             pr = rows_of_table(preds, k)
             if len(pr) and best in set(pr["frontend"]):
                 n_test = int(pr.groupby(["frontend", "seed"]).size().max())

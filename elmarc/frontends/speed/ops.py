@@ -1,6 +1,6 @@
 """The layers the paper's front-ends use a lot, each with its plain form and its faster forms.
 
-Every function here offers its forms to forms.run, which picks one (by the layer's own rule
+Every function here offers its forms to the active speed policy (policy.py), which picks one (by the layer's own rule
 for the device and sizes, or by measuring them where they run: extract.conv_forms); every
 form gives the plain form's values (``F.conv1d``/``F.conv2d``, ``F.elu``; up to float
 rounding) with the same weights, so the models call them without asking. The plain form is
@@ -12,13 +12,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import forms, native
-from .base import time_mean
+from ..base import time_mean
+from .policy import current, shape_key
 
 
 def direct_convolution():
     """Within this block every layer runs its plain form."""
-    return forms.forced("plain")
+    return current().using("plain")
 
 
 def _grad(x: torch.Tensor) -> bool:
@@ -48,7 +48,7 @@ def elu(x: torch.Tensor) -> torch.Tensor:
         return torch.maximum(out, x, out=out)
 
     candidates = {"plain": lambda: F.elu(x)} if x.is_cuda else {"plain": lambda: F.elu(x), "exp": exp_form}
-    return forms.run("elu", forms.shape_key("elu", x), candidates, "plain" if x.is_cuda else "exp", x.device)
+    return current().run("elu", shape_key("elu", x), candidates, "plain" if x.is_cuda else "exp", x.device)
 
 
 def max_over(x: torch.Tensor, dim: int, out: torch.Tensor) -> torch.Tensor:
@@ -134,8 +134,8 @@ def conv2d_max_freq(h: torch.Tensor, weight: torch.Tensor, time_pad: tuple[int, 
     if _native_ready(h, weight):
         candidates["native"] = lambda: _native_patch_max(h, weight, time_pad)
         default = "native" if offsets > 1 and _fills_native_tiles(O) else default
-    key = forms.shape_key("conv2d_max_freq", h, weight, extra=time_pad)
-    return forms.run("conv2d_max_freq", key, candidates, default, h.device)
+    key = shape_key("conv2d_max_freq", h, weight, extra=time_pad)
+    return current().run("conv2d_max_freq", key, candidates, default, h.device)
 
 
 def _conv1d_per_offset_max(h, weight, time_pad, filter_block):
@@ -171,8 +171,8 @@ def conv2d_max_freq_relu_mean(h: torch.Tensor, weight: torch.Tensor, time_pad: t
     one_offset = h.shape[3] == weight.shape[3]
     default = ("maps" if one_offset else "native" if "native" in candidates and _fills_native_tiles(weight.shape[0])
                else "patches" if "patches" in candidates else "maps")
-    key = forms.shape_key("conv2d_max_freq_relu_mean", h, weight, extra=time_pad)
-    return forms.run("conv2d_max_freq_relu_mean", key, candidates, default, h.device)
+    key = shape_key("conv2d_max_freq_relu_mean", h, weight, extra=time_pad)
+    return current().run("conv2d_max_freq_relu_mean", key, candidates, default, h.device)
 
 
 def _conv2d_then_max(h, weight, time_pad):
@@ -225,12 +225,12 @@ def _native_ready(h: torch.Tensor, weight: torch.Tensor) -> bool:
     """The native kernel can run this layer: fp32 on a CPU, no gradient to carry (it is opaque to
     autograd), outside a traced graph, and compiled here."""
     return (h.device.type == "cpu" and not torch.compiler.is_compiling() and compute_dtype(h) == torch.float32
-            and not _grad(h) and not _grad(weight) and native.library() is not None)
+            and not _grad(h) and not _grad(weight) and current().native.library() is not None)
 
 
 def _fills_native_tiles(filters: int) -> bool:
     """At least one full column tile of the kernel: with fewer filters most of its lanes idle."""
-    return filters >= native.tile_columns()
+    return filters >= current().native.tile_columns()
 
 
 def _native_patch_max(h: torch.Tensor, weight: torch.Tensor, time_pad: tuple[int, int],
@@ -243,10 +243,11 @@ def _native_patch_max(h: torch.Tensor, weight: torch.Tensor, time_pad: tuple[int
     O, _, kt, kf = weight.shape
     patches = patch_rows(h, kt, time_pad, torch.float32).contiguous()   # (a view of h where it can be)
     per_clip = patches.shape[0] // B
-    packed = native.pack_columns(band_major_weights(weight, torch.float32))
+    kernels = current().native
+    packed = kernels.pack_columns(band_major_weights(weight, torch.float32))
     if relu_mean:
-        return native.patch_max(patches, kt, kf * kt, Fq - kf + 1, packed, O, per_clip=per_clip) / per_clip
-    out = native.patch_max(patches, kt, kf * kt, Fq - kf + 1, packed, O)
+        return kernels.patch_max(patches, kt, kf * kt, Fq - kf + 1, packed, O, per_clip=per_clip) / per_clip
+    out = kernels.patch_max(patches, kt, kf * kt, Fq - kf + 1, packed, O)
     return out.view(B, per_clip, O).permute(0, 2, 1).unsqueeze(-1)
 
 
@@ -319,7 +320,7 @@ def conv2d_same_maxpool(h: torch.Tensor, weight: torch.Tensor, pool: tuple[int, 
 
     candidates = {"plain": plain}
     if h.shape[1] == 1:
-        candidates["fused"] = lambda: conv2d_1ch_same_maxpool(h, weight, pool, then_elu=then_elu)
+        candidates["one_channel"] = lambda: conv2d_1ch_same_maxpool(h, weight, pool, then_elu=then_elu)
         if _native_ready(h, weight):
             candidates["native"] = lambda: _native_1ch_same_maxpool(h, weight, pool, then_elu=then_elu)
     elif not h.is_cuda:
@@ -330,9 +331,9 @@ def conv2d_same_maxpool(h: torch.Tensor, weight: torch.Tensor, pool: tuple[int, 
     # the native rows copy pt pf kh kw inputs per pooled position: worth it where its outputs outnumber them
     row_length = pool[0] * pool[1] * weight.shape[2] * weight.shape[3]
     native_pays = "native" in candidates and weight.shape[0] >= row_length and _fills_native_tiles(weight.shape[0])
-    default = ("native" if native_pays else "fused") if h.shape[1] == 1 and not h.is_cuda else "plain"
-    key = forms.shape_key("conv2d_same_maxpool", h, weight, extra=(*pool, then_elu))
-    return forms.run("conv2d_same_maxpool", key, candidates, default, h.device)
+    default = ("native" if native_pays else "one_channel") if h.shape[1] == 1 and not h.is_cuda else "plain"
+    key = shape_key("conv2d_same_maxpool", h, weight, extra=(*pool, then_elu))
+    return current().run("conv2d_same_maxpool", key, candidates, default, h.device)
 
 
 def _native_1ch_same_maxpool(h: torch.Tensor, weight: torch.Tensor, pool: tuple[int, int],
@@ -349,7 +350,8 @@ def _native_1ch_same_maxpool(h: torch.Tensor, weight: torch.Tensor, pool: tuple[
     patches = xp.unfold(1, kh, 1).unfold(2, kw, 1)[:, :To * pt, :Fo * pf]          # (B, T, F, kh, kw), a view
     windows = patches.reshape(B, To, pt, Fo, pf, kh, kw).permute(0, 1, 3, 2, 4, 5, 6)
     rows = windows.reshape(B * To * Fo, pt * pf * k).contiguous()                  # the one copy
-    out = native.patch_max(rows, k, k, pt * pf, native.pack_columns(weight.reshape(O, k).t()), O)
+    kernels = current().native
+    out = kernels.patch_max(rows, k, k, pt * pf, kernels.pack_columns(weight.reshape(O, k).t()), O)
     maps = out.view(B, To, Fo, O).permute(0, 3, 1, 2)
     return elu_fresh(maps) if then_elu else maps
 
@@ -402,22 +404,21 @@ def conv1d_time_major(h: torch.Tensor, weight: torch.Tensor, padding: int = 0) -
     return y.permute(0, 2, 3, 1).squeeze(2)
 
 
-def conv1d_relu_mean(x: torch.Tensor, weight: torch.Tensor, pad: tuple[int, int] = (0, 0), block: int = 256,
-                     plain_up_to: int = 2 ** 21) -> torch.Tensor:
+def conv1d_relu_mean(x: torch.Tensor, weight: torch.Tensor, pad: tuple[int, int] = (0, 0), block: int = 256) -> torch.Tensor:
     """The time average of relu(conv1d) of a one-channel signal, fused: x (B, 1, T), weight (O, 1, k) -> (B, O).
 
-    Plain form: the conv1d, ReLU, mean. Fused: each block of output frames is one matrix product
-    of the signal's k-sample windows, rectified and summed while in cache, so the (O x T) map is
-    never written; sums in fp32 whatever the autocast dtype. A map of up to plain_up_to values
-    (8 MB) is cheaper written, and on a GPU the plain form is the one that pays.
+    Plain form: the conv1d, ReLU, mean. window_products: each block of output frames is one matrix product
+    of the signal's k-sample windows, rectified and summed while in cache, so the (O x T) map is never
+    written; sums in fp32 whatever the autocast dtype. The rule: window products on a CPU, whatever the
+    size (oneDNN's conv of a small one-channel map rounds differently with 1 and 2 threads on AVX2, and
+    a job's thread count must not change its features); on a GPU the plain form, which pays there.
     """
     xp = F.pad(x[:, 0], pad) if any(pad) else x[:, 0]
-    n = xp.shape[1] - weight.shape[2] + 1
     candidates = {"plain": lambda: F.relu(F.conv1d(xp.unsqueeze(1), weight)).mean(dim=2),
-                  "fused": lambda: _window_products_relu_mean(xp, weight, block)}
-    default = "plain" if x.is_cuda or x.shape[0] * weight.shape[0] * n <= plain_up_to else "fused"
-    key = forms.shape_key("conv1d_relu_mean", x, weight, extra=pad)
-    return forms.run("conv1d_relu_mean", key, candidates, default, x.device)
+                  "window_products": lambda: _window_products_relu_mean(xp, weight, block)}
+    default = "plain" if x.is_cuda else "window_products"
+    key = shape_key("conv1d_relu_mean", x, weight, extra=pad)
+    return current().run("conv1d_relu_mean", key, candidates, default, x.device)
 
 
 def _window_products_relu_mean(xp: torch.Tensor, weight: torch.Tensor, block: int) -> torch.Tensor:
@@ -444,8 +445,8 @@ def sample_level_stack(wave: torch.Tensor, conv0: torch.Tensor, blocks: list[tor
                   "time_major": lambda: _sample_level_time_major(wave, conv0, blocks)}
     if not wave.is_cuda:
         candidates["blocked"] = lambda: _sample_level_blocked(wave, conv0, blocks)
-    key = forms.shape_key("sample_level_stack", wave, conv0, extra=(len(blocks),))
-    return forms.run("sample_level_stack", key, candidates, "plain" if wave.is_cuda else "blocked", wave.device)
+    key = shape_key("sample_level_stack", wave, conv0, extra=(len(blocks),))
+    return current().run("sample_level_stack", key, candidates, "plain" if wave.is_cuda else "blocked", wave.device)
 
 
 def _sample_level_blocked(wave, conv0, blocks, rows: int = 1026):
@@ -542,11 +543,11 @@ def frame_level_stack(wave: torch.Tensor, fronts: list[tuple[torch.Tensor, tuple
     candidates = {"plain": lambda: _frame_level_channel_major(wave, fronts, stride, backend)}
     if not wave.is_cuda:
         candidates["time_major"] = lambda: _frame_level_time_major(wave, fronts, stride, backend)
-    key = forms.shape_key("frame_level_stack", wave, *(w for w, _ in fronts), *backend,
+    key = shape_key("frame_level_stack", wave, *(w for w, _ in fronts), *backend,
                           extra=(stride, *(p for _, p in fronts)))
     # time-major pays where the GEMM library runs AVX-512 (bench); on AVX2 hosts oneDNN's conv1d is as fast or 2.5x faster
     rule = "time_major" if not wave.is_cuda and torch.backends.cpu.get_cpu_capability().startswith("AVX512") else "plain"
-    return forms.run("frame_level_stack", key, candidates, rule, wave.device)
+    return current().run("frame_level_stack", key, candidates, rule, wave.device)
 
 
 def _frame_level_channel_major(wave, fronts, stride, backend):

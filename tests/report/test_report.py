@@ -7,6 +7,15 @@ import pytest
 
 from elmarc.report import write_report
 from elmarc.report.stats import fold_accuracies, run_accuracies, summarise
+from elmarc.results import result_row, rows_table
+
+
+def row(dataset, frontend, width, **fields) -> dict:
+    """A result row as the classify stage writes it; fields not given take a plain grid row's values."""
+    defaults = {"classifier": "svm", "protocol": "paper", "standardize": False, "seed": 0, "seeded": True, "fold": "0",
+                "setting": "{}", "accuracy": 0.5, "selection_score": "", "n_train": 400, "n_test": 100, "n_skipped": 0,
+                "grid_seconds": 0.0, "feature_key": "k"}
+    return result_row({"dataset": dataset, "frontend": frontend, "width": width}, **{**defaults, **fields})
 
 
 def student_t_p(a, b):
@@ -27,10 +36,9 @@ def fabricated_rows():
     for fe, accs in per_seed.items():
         for seed, acc in enumerate(accs):
             for fold, delta in enumerate((-0.01, 0.0, 0.01)):        # fold mean = acc
-                rows.append({"dataset": "gtzan", "frontend": fe, "width": "large", "classifier": "svm",
-                             "protocol": "paper", "standardize": False, "seed": seed, "fold": str(fold),
-                             "accuracy": acc + delta, "on_grid_edge": fold == 0, "capped_fits": 0})
-    return pd.DataFrame(rows), per_seed
+                rows.append(row("gtzan", fe, "large", seed=seed, fold=str(fold), accuracy=acc + delta,
+                                on_grid_edge=fold == 0))
+    return rows_table(rows), per_seed
 
 
 def test_summary_matches_independent_ttests():
@@ -129,10 +137,8 @@ def test_fold_noise_is_not_called_a_difference_by_the_corrected_test():
         for fold, d in enumerate(fold_diff):
             base = 0.70 + 0.02 * fold
             for fe, acc in (("a", base + d + jitter), ("b", base - jitter)):
-                rows.append({"dataset": "d", "frontend": fe, "width": "small", "classifier": "svm", "protocol": "paper",
-                             "standardize": False, "seed": seed, "fold": str(fold), "accuracy": acc, "on_grid_edge": False,
-                             "capped_fits": 0, "n_train": 400, "n_test": 100})
-    rows = pd.DataFrame(rows)
+                rows.append(row("d", fe, "small", seed=seed, fold=str(fold), accuracy=acc))
+    rows = rows_table(rows)
     s = summarise(run_accuracies(rows), fold_accuracies(rows)).set_index("frontend")
     assert s.loc["a", "best"]
     assert s.loc["b", "p_vs_best"] < 0.01                       # the paper's test: "significant"
@@ -142,7 +148,7 @@ def test_fold_noise_is_not_called_a_difference_by_the_corrected_test():
 
 
 def test_mcnemar_known_answer_and_seed_free_pairing():
-    from elmarc.report.clips import mcnemar_vs_best
+    from elmarc.report.stats import mcnemar_vs_best
 
     rows = []
     for i in range(30):

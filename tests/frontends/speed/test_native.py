@@ -1,4 +1,4 @@
-"""The native kernel (frontends/native.py): the conv2d max over frequency it computes, and how it is built,
+"""The native kernel (frontends/speed/native.py): the conv2d max over frequency it computes, and how it is built,
 cached, rebuilt when damaged, and left out where it cannot be built."""
 import os
 import subprocess
@@ -8,18 +8,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from elmarc.frontends import forms, native, ops
+from elmarc.frontends.speed import SpeedPolicy, native, ops
+from elmarc.frontends.speed.native import NativeKernels
 
 needs_compiler = pytest.mark.skipif(native.compiler() is None, reason="no C++ compiler on this machine")
 
 
 @pytest.fixture
 def fresh_native(tmp_path, monkeypatch):
-    """Builds into an empty folder; the process's library is reloaded afterwards."""
+    """A policy whose kernels are built into an empty folder, active for the test."""
     monkeypatch.setenv("ELMARC_NATIVE_DIR", str(tmp_path / "native"))
-    native.reset()
-    yield tmp_path / "native"
-    native.reset()
+    policy = SpeedPolicy("rule")
+    with policy.active():
+        yield policy.native
 
 
 def _expected(x, w, time_pad):
@@ -48,7 +49,7 @@ def test_native_kernel_gives_the_max_over_frequency_and_its_rectified_average(sh
     assert averaged.shape == (3, shape[0]) and averaged.dtype == torch.float32
     torch.testing.assert_close(averaged, F.relu(expected).mean(dim=(2, 3)), rtol=1e-5, atol=1e-5)
     for op, want in ((ops.conv2d_max_freq, expected), (ops.conv2d_max_freq_relu_mean, F.relu(expected).mean(dim=(2, 3)))):
-        with forms.pinned("native"):                     # the op offers it as a form
+        with SpeedPolicy().with_pinned("native"):       # the op offers it as a form
             torch.testing.assert_close(op(x, w, time_pad), want, rtol=1e-5, atol=1e-4)
 
 
@@ -62,7 +63,7 @@ def test_native_kernel_gives_the_pooled_one_channel_conv(size, kernel, pool, the
     x, w = torch.randn(2, 1, *size, generator=g), torch.randn(19, 1, *kernel, generator=g)
     expected = F.max_pool2d(F.conv2d(x, w, padding=(kernel[0] // 2, kernel[1] // 2)), pool)
     expected = F.elu(expected) if then_elu else expected
-    with forms.pinned("native"):
+    with SpeedPolicy().with_pinned("native"):
         got = ops.conv2d_same_maxpool(x, w, pool, then_elu=then_elu)
     assert got.shape == expected.shape and got.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
@@ -100,7 +101,7 @@ def test_native_kernel_is_right_at_every_vector_width(fresh_native, monkeypatch,
     if lanes == 16 and not torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
         pytest.skip("this host cannot run AVX-512 code")
     monkeypatch.setattr(native, "vector_lanes", lambda: lanes)
-    assert native.tile_columns() == 2 * lanes
+    assert fresh_native.tile_columns() == 2 * lanes
     g = torch.Generator().manual_seed(7)
     x, w = torch.randn(2, 1, 31, 96, generator=g), torch.randn(19, 1, 3, 38, generator=g)
     torch.testing.assert_close(ops._native_patch_max(x, w, (1, 1)), _expected(x, w, (1, 1)), rtol=1e-5, atol=1e-4)
@@ -108,20 +109,20 @@ def test_native_kernel_is_right_at_every_vector_width(fresh_native, monkeypatch,
 
 @needs_compiler
 def test_native_library_is_built_once_per_machine(fresh_native, monkeypatch):
-    lib = native.library()
+    lib = fresh_native.library()
     built = native.library_path(native.compiler())
-    assert lib is not None and built.parent == fresh_native / f"u{os.getuid()}" and built.is_file()
+    folder = Path(os.environ["ELMARC_NATIVE_DIR"])
+    assert lib is not None and built.parent == folder / f"u{os.getuid()}" and built.is_file()
     assert [p.name for p in built.parent.iterdir()] == [built.name]          # no partial file left beside it
-    native.reset()
     monkeypatch.setattr(native, "_compile", lambda *a: pytest.fail("compiled again although built"))
-    assert native.library() is not None                                   # a later process loads it as built
+    assert NativeKernels().library() is not None                          # a later job loads it as built
 
 
 @needs_compiler
 def test_a_damaged_native_library_is_rebuilt_not_loaded(fresh_native):
     target = native.library_path(native.compiler())
     target.write_bytes(b"\x7fELF half a library")                        # e.g. a copy cut short
-    assert native.library() is not None
+    assert fresh_native.library() is not None
     assert target.stat().st_size > 1000
     g = torch.Generator().manual_seed(8)
     x, w = torch.randn(1, 1, 12, 96, generator=g), torch.randn(4, 1, 1, 38, generator=g)
@@ -132,8 +133,6 @@ def test_a_damaged_native_library_is_rebuilt_not_loaded(fresh_native):
 def test_without_the_native_kernel_the_layer_runs_the_other_forms(fresh_native, monkeypatch, tmp_path, how):
     if how == "no compiler":
         monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
-    elif how == "disabled":
-        native.configure(False)
     elif how == "compiler cannot run":
         unusable = tmp_path / "unusable-cxx"
         unusable.write_text("not a program")
@@ -144,21 +143,15 @@ def test_without_the_native_kernel_the_layer_runs_the_other_forms(fresh_native, 
         broken.write_text("#!/bin/sh\necho 'error: no' >&2\nexit 1\n")
         broken.chmod(0o755)
         monkeypatch.setenv("CXX", str(broken))
-    try:
-        assert native.library() is None
-        g = torch.Generator().manual_seed(9)
-        x, w = torch.randn(2, 1, 25, 96, generator=g), torch.randn(6, 1, 3, 38, generator=g)
-        forms.reset()
-        forms.configure("auto")
-        with forms.pinned("native"):                      # not a candidate: the mode decides
-            got = ops.conv2d_max_freq(x, w, (1, 1))
-        torch.testing.assert_close(got, _expected(x, w, (1, 1)), rtol=1e-5, atol=1e-4)
-        (key,) = forms.timings()
-        assert key.endswith("forms=offsets,patches,plain")
-    finally:
-        native.configure(True)
-        forms.reset()
-        forms.configure("fused")
+    policy = SpeedPolicy("auto", native=how != "disabled")
+    assert policy.native.library() is None
+    g = torch.Generator().manual_seed(9)
+    x, w = torch.randn(2, 1, 25, 96, generator=g), torch.randn(6, 1, 3, 38, generator=g)
+    with policy.with_pinned("native"):                    # not a candidate: the mode decides
+        got = ops.conv2d_max_freq(x, w, (1, 1))
+    torch.testing.assert_close(got, _expected(x, w, (1, 1)), rtol=1e-5, atol=1e-4)
+    (key,) = policy.timings
+    assert key.endswith("forms=offsets,patches,plain")
 
 
 # ----------------------------------------------------------------------------- nobody else's code runs
@@ -193,9 +186,10 @@ def test_a_library_planted_by_another_user_never_runs(fresh_native, tmp_path, mo
     marker = tmp_path / "planted-ran"
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home-cache"))
     name = native.library_name(native.compiler())
-    mine = fresh_native / f"u{os.getuid()}"
+    folder = Path(os.environ["ELMARC_NATIVE_DIR"])
+    mine = folder / f"u{os.getuid()}"
     if where.startswith("shared cache"):
-        plant(fresh_native / name, marker)                                  # where an earlier version built it
+        plant(folder / name, marker)                                        # where an earlier version built it
     elif where == "this user's folder, another owner":
         if os.getuid() != 0:
             pytest.skip("giving a file to another user needs root")
@@ -204,14 +198,14 @@ def test_a_library_planted_by_another_user_never_runs(fresh_native, tmp_path, mo
         plant(mine / name, marker).chmod(0o775)
     elif where.startswith("shared temp"):
         plant(Path(tempfile.gettempdir()) / "elmarc-native" / name, marker)
-        fresh_native.mkdir()
-        monkeypatch.setattr(native, "private_dir", lambda base: None if base == fresh_native else real_private(base))
+        folder.mkdir()
+        monkeypatch.setattr(native, "private_dir", lambda base: None if base == folder else real_private(base))
     else:
         if os.getuid() != 0:
             pytest.skip("making a folder another user's needs root")
         plant(mine / name, marker)
         os.chown(mine, 65534, 65534)
-    lib = native.library()
+    lib = fresh_native.library()
     assert not marker.exists(), "a planted library ran"
     assert lib is not None and lib.patch_max_tile_columns() == 2 * native.vector_lanes()   # this user's own build runs
     g = torch.Generator().manual_seed(11)

@@ -1,6 +1,6 @@
 // conv2d_max_freq as one register-tiled matrix product per frequency offset whose running maximum
 // stays in registers: the library-call form pays a pass over each product block per offset for it.
-// Compiled by elmarc/frontends/native.py for the host (-march=native); VEC, the float lanes of one
+// Compiled by elmarc/frontends/speed/native.py for the host (-march=native); VEC, the float lanes of one
 // vector, comes from there. Plain C++ with GCC/Clang vector extensions, no other dependency.
 #include <cstring>
 #include <vector>

@@ -150,8 +150,8 @@ def test_custom_example_config_builds_at_both_widths(frontend_configs):
 
 
 def test_a_conv_relu_that_only_feeds_the_average_is_fused_and_one_that_feeds_on_is_not():
-    from elmarc.frontends import ops
     from elmarc.frontends.declarative import ConvReluMean
+    from elmarc.frontends.speed import ops
 
     path = [{"type": "conv1d", "filters": 6, "kernel": 16, "padding": "same"}, {"type": "relu", "feature": True}]
     only_averaged = declared([{"type": "branches", "merge": "none", "branches": [path, path[:1] + [{"type": "relu", "feature": True}]]}],

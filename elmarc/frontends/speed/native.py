@@ -10,12 +10,13 @@ so ``ATEN_CPU_CAPABILITY=avx2`` holds it to AVX2 too) into ``<cache_dir>/native/
 cache folder; ``$ELMARC_NATIVE_DIR`` when set; ``~/.cache/elmarc/native`` for models called directly),
 one file per source, flags, compiler and CPU, so a cache shared by a cluster of several CPU
 generations keeps one library per kind of node. A damaged library is rebuilt; without a compiler,
-or with ``extract.native_kernels=false``, ``library()`` is None and the forms built on it are
-simply not candidates.
+or with ``extract.native_kernels=false``, ``NativeKernels.library()`` is None and the forms built on
+it are simply not candidates. Each job's speed policy holds one NativeKernels (policy.py).
 """
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import itertools
 import logging
@@ -30,26 +31,14 @@ from pathlib import Path
 
 import torch
 
-from ..resources import cpu_info
+from ...resources import cpu_info
 
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("kernels") / "patch_max.cpp"
 ROW_CHUNK = 96                       # rows whose patches stay in cache while every column tile passes
 PARTS = 16                           # row parts, whatever the thread count: each sums on its own, added in order
 
-_enabled = True
-_cache_dir: Path | None = None
-_lock = threading.Lock()
-_loaded: dict[str, ctypes.CDLL | None] = {}      # $CXX -> the library built with it (None: none)
-_pool: tuple[int, int, ThreadPoolExecutor] | None = None     # (pid, workers, pool)
-_loads = itertools.count()
-
-
-def configure(enabled: bool = True, cache_dir: str | Path | None = None) -> None:
-    """Allow (or forbid) compiling and running the native kernels in this process; build them under
-    cache_dir/native (None: the user's cache folder)."""
-    global _enabled, _cache_dir
-    _enabled, _cache_dir = bool(enabled), Path(cache_dir) if cache_dir else None
+_loads = itertools.count()        # a new spelling of the path per load (see _load)
 
 
 def vector_lanes() -> int:
@@ -72,12 +61,11 @@ def compiler() -> str | None:
     return next((found for name in ("c++", "g++", "clang++") if (found := shutil.which(name))), None)
 
 
-def build_dir() -> Path:
+def build_dir(folder: Path | None) -> Path:
+    """Where libraries are built: $ELMARC_NATIVE_DIR, else folder (a cache's native/), else the user's cache."""
     if os.environ.get("ELMARC_NATIVE_DIR"):
         return Path(os.environ["ELMARC_NATIVE_DIR"])
-    if _cache_dir is not None:
-        return _cache_dir / "native"
-    return home_dir()
+    return folder if folder is not None else home_dir()
 
 
 def home_dir() -> Path:
@@ -116,11 +104,11 @@ def library_name(cxx: str) -> str:
     return f"{SOURCE.stem}-{digest.hexdigest()[:20]}.so"
 
 
-def library_path(cxx: str) -> Path | None:
-    """Where this user's library for this compiler and CPU lives: in this user's own folder of the cache's
-    native folder, else of the user's home cache; None where neither can be had (no native kernel then)."""
-    folder = private_dir(build_dir()) or private_dir(home_dir())
-    return folder / library_name(cxx) if folder is not None else None
+def library_path(cxx: str, folder: Path | None = None) -> Path | None:
+    """Where this user's library for this compiler and CPU lives: in this user's own folder of build_dir(folder),
+    else of the user's home cache; None where neither can be had (no native kernel then)."""
+    own = private_dir(build_dir(folder)) or private_dir(home_dir())
+    return own / library_name(cxx) if own is not None else None
 
 
 def _compile(cxx: str, target: Path) -> None:
@@ -164,24 +152,53 @@ def _load(target: Path) -> ctypes.CDLL:
     return lib
 
 
-def library() -> ctypes.CDLL | None:
-    """The compiled patch_max library for this machine, building it on first use; None where it cannot be."""
-    if not _enabled:
-        return None
-    key = os.environ.get("CXX", "")
-    with _lock:
-        if key not in _loaded:
-            cxx = compiler()
-            if cxx is None:
-                log.info("no C++ compiler found (set CXX): the native conv form is not a candidate")
-            _loaded[key] = _build_and_load(cxx) if cxx else None
-        return _loaded[key]
+class NativeKernels:
+    """The compiled kernels one speed policy may use: enabled or not, built under folder (None: the user's cache)."""
+
+    def __init__(self, enabled: bool = True, folder: Path | None = None):
+        self.enabled, self.folder = bool(enabled), folder
+        self._lock = threading.Lock()
+        self._loaded: dict[str, ctypes.CDLL | None] = {}      # $CXX -> the library built with it (None: none)
+
+    def __repr__(self) -> str:
+        return f"NativeKernels(enabled={self.enabled}, folder={self.folder})"
+
+    def library(self) -> ctypes.CDLL | None:
+        """The compiled patch_max library for this machine, building it on first use; None where it cannot be."""
+        if not self.enabled:
+            return None
+        key = os.environ.get("CXX", "")
+        with self._lock:
+            if key not in self._loaded:
+                cxx = compiler()
+                if cxx is None:
+                    log.info("no C++ compiler found (set CXX): the native conv form is not a candidate")
+                self._loaded[key] = _build_and_load(cxx, self.folder) if cxx else None
+            return self._loaded[key]
+
+    def tile_columns(self) -> int:
+        return self.library().patch_max_tile_columns()
+
+    def pack_columns(self, w: torch.Tensor) -> torch.Tensor:
+        """w (K, O) as (tiles, K, NR), zero columns added to fill the last tile: each tile's K x NR
+        panel contiguous, read in order by the kernel."""
+        k, filters = w.shape
+        nr = self.tile_columns()
+        tiles = -(-filters // nr)
+        padded = torch.zeros(k, tiles * nr, dtype=torch.float32)
+        padded[:, :filters] = w
+        return padded.view(k, tiles, nr).permute(1, 0, 2).contiguous()
+
+    def patch_max(self, patches: torch.Tensor, kt: int, k: int, offsets: int, packed: torch.Tensor, filters: int,
+                  per_clip: int | None = None) -> torch.Tensor:
+        """See patch_max: run by this policy's library."""
+        return patch_max(self.library(), patches, kt, k, offsets, packed, filters, per_clip)
 
 
-def _build_and_load(cxx: str) -> ctypes.CDLL | None:
+def _build_and_load(cxx: str, folder: Path | None) -> ctypes.CDLL | None:
     for attempt in range(2):
         try:                                            # (running the compiler for its version may fail too)
-            target = library_path(cxx)
+            target = library_path(cxx, folder)
             if target is None:
                 log.warning("no folder of this user's to build the native kernel in: the native conv form is not a candidate")
                 return None
@@ -194,40 +211,17 @@ def _build_and_load(cxx: str) -> ctypes.CDLL | None:
     return None
 
 
-def reset() -> None:
-    """Forget the loaded library (tests: rebuild from another folder or compiler)."""
-    with _lock:
-        _loaded.clear()
-
-
-def tile_columns() -> int:
-    return library().patch_max_tile_columns()
-
-
-def pack_columns(w: torch.Tensor) -> torch.Tensor:
-    """w (K, O) as (tiles, K, NR), zero columns added to fill the last tile: each tile's K x NR
-    panel contiguous, read in order by the kernel."""
-    k, filters = w.shape
-    nr = tile_columns()
-    tiles = -(-filters // nr)
-    padded = torch.zeros(k, tiles * nr, dtype=torch.float32)
-    padded[:, :filters] = w
-    return padded.view(k, tiles, nr).permute(1, 0, 2).contiguous()
+@functools.cache
+def _pool(pid: int, n: int) -> ThreadPoolExecutor:
+    """A pool of n threads for process pid (a forked child asks for its own: threads do not survive a fork)."""
+    return ThreadPoolExecutor(n, thread_name_prefix="elmarc-native")
 
 
 def _workers(n: int) -> ThreadPoolExecutor | None:
-    """A pool of n threads for this process (rebuilt after a fork: threads do not survive one)."""
-    global _pool
-    if n <= 1:
-        return None
-    if _pool is None or _pool[0] != os.getpid() or _pool[1] != n:
-        if _pool is not None and _pool[0] == os.getpid():
-            _pool[2].shutdown(wait=False)               # the thread count changed (extract.threads)
-        _pool = (os.getpid(), n, ThreadPoolExecutor(n, thread_name_prefix="elmarc-native"))
-    return _pool[2]
+    return _pool(os.getpid(), n) if n > 1 else None
 
 
-def patch_max(patches: torch.Tensor, kt: int, k: int, offsets: int, packed: torch.Tensor, filters: int,
+def patch_max(lib: ctypes.CDLL, patches: torch.Tensor, kt: int, k: int, offsets: int, packed: torch.Tensor, filters: int,
               per_clip: int | None = None) -> torch.Tensor:
     """For each row r of patches (n, lda), the maximum over offsets f < offsets of
     patches[r, f kt : f kt + k] @ W, W (k, filters) packed by pack_columns: (n, filters); or with
@@ -237,7 +231,6 @@ def patch_max(patches: torch.Tensor, kt: int, k: int, offsets: int, packed: torc
     with per_clip each part sums into its own slice, and the slices are added in part order: the same
     bits with one thread or many (a launcher that gives a job fewer cores changes nothing).
     """
-    lib = library()
     mr = lib.patch_max_tile_rows()
     n = patches.shape[0]
     assert patches.dtype == packed.dtype == torch.float32 and patches.is_contiguous() and packed.is_contiguous()

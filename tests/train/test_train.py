@@ -170,7 +170,7 @@ def test_a_crafted_checkpoint_never_runs_its_payload(tmp_path):
     """Checkpoints are read as tensors and plain values only: a pickle that would run code is refused."""
     import pickle
 
-    from elmarc.train.stage import load_checkpoint
+    from elmarc.train.trainer import load_checkpoint
 
     marker = tmp_path / "payload-ran"
 
@@ -185,5 +185,5 @@ def test_a_crafted_checkpoint_never_runs_its_payload(tmp_path):
     assert not marker.exists()
     import pathlib
 
-    package = pathlib.Path(__file__).resolve().parents[1] / "elmarc"
+    package = pathlib.Path(__file__).resolve().parents[2] / "elmarc"
     assert not [p for p in package.rglob("*.py") if "weights_only=False" in p.read_text()]
