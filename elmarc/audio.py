@@ -6,10 +6,17 @@ reference code (time on the first axis, frequency on the second).
 """
 from __future__ import annotations
 
+import os
+import struct
+from math import gcd
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+import soxr
 import torch
+import torchaudio.functional as AF
+from scipy.signal import resample_poly
 
 from .config import InputConfig
 from .errors import UserError
@@ -27,8 +34,6 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
     Multichannel audio is averaged to mono. No amplitude normalisation (SPEC 1).
     Raises AudioError naming the file for unreadable, empty or non-finite audio.
     """
-    import soundfile as sf
-
     path = Path(path)
     unusable = why_not_a_file(path)
     if unusable:
@@ -53,8 +58,6 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
 
 def why_not_a_file(path: Path) -> str:
     """'' for a readable regular file (or a link to one), else why not, as the skip reason says it."""
-    import os
-
     if path.is_symlink() and not path.exists():
         return f"is a broken symbolic link (to {os.readlink(path)}): the file it points to is gone"
     if not path.exists():
@@ -73,8 +76,6 @@ def missing_bytes(path: Path) -> int:
 
     libsndfile quietly reads what is there, so a partial copy would pass as a shorter clip.
     """
-    import struct
-
     size = path.stat().st_size
     with open(path, "rb") as fh:
         head = fh.read(12)
@@ -98,13 +99,10 @@ def resample(audio: np.ndarray, orig_rate: int, target_rate: int, method: str = 
     if orig_rate == target_rate:
         return audio.astype(np.float32, copy=False)
     if method == "soxr_hq":
-        import soxr
 
         out = soxr.resample(audio.astype(np.float32, copy=False), orig_rate, target_rate, quality="HQ")
     elif method == "polyphase":
-        from math import gcd
 
-        from scipy.signal import resample_poly
 
         g = gcd(int(orig_rate), int(target_rate))
         out = resample_poly(audio, target_rate // g, orig_rate // g, window=("kaiser", 14.0))
@@ -146,8 +144,6 @@ def fix_length(x: np.ndarray | torch.Tensor, length: int, axis: int = 0):
 
 def mel_filterbank(cfg: InputConfig, n_fft: int | None = None, n_mels: int | None = None) -> torch.Tensor:
     """Slaney-scale, Slaney-normalised mel filterbank: (n_fft // 2 + 1, n_mels)."""
-    import torchaudio.functional as AF
-
     n_fft = n_fft or cfg.n_fft
     return AF.melscale_fbanks(
         n_freqs=n_fft // 2 + 1,

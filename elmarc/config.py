@@ -12,7 +12,12 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, Optional
 
-from omegaconf import MISSING, DictConfig
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir, initialize_config_module
+from hydra.core.config_store import ConfigStore
+from hydra.utils import get_object
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from .errors import UserError
 
@@ -318,8 +323,6 @@ def checked_target(target, key: str, is_kind, kind: str):
     """The object a YAML's `_target_` names, only if it is the kind its group needs (checked before anything
     is built: Hydra's instantiate would build whatever the name says, a file handler that truncates a file
     among them)."""
-    from hydra.utils import get_object
-
     try:
         obj = get_object(str(target))
     except Exception as exc:
@@ -332,9 +335,6 @@ def checked_target(target, key: str, is_kind, kind: str):
 
 def with_schema(node: DictConfig | dict, schema=None) -> DictConfig:
     """A group node (a YAML's or a plain dict) merged over its schema: defaults filled, unknown keys refused."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
     node = node if isinstance(node, DictConfig) else OmegaConf.create(node)
     schema = schema or schema_for(node.get("_target_"))
     if schema is None or OmegaConf.get_type(node) is schema:
@@ -347,8 +347,6 @@ def with_schema(node: DictConfig | dict, schema=None) -> DictConfig:
 
 def register_configs() -> None:
     """Store the schemas where the YAML files find them; outside the swept groups (so glob(*) skips them)."""
-    from hydra.core.config_store import ConfigStore
-
     cs = ConfigStore.instance()
     cs.store(name="elmarc_schema", node=Config)
     for group, nodes in SCHEMAS.items():
@@ -359,9 +357,6 @@ def register_configs() -> None:
 def compose(overrides=(), config_dir: str | None = None) -> DictConfig:
     """The job config as ``elmarc <overrides>`` composes it, from Python (config_dir: a config folder
     to use instead of the packaged one)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir, initialize_config_module
-
     register_configs()
     init = (initialize_config_dir(str(config_dir), version_base="1.3") if config_dir
             else initialize_config_module("elmarc.conf", version_base="1.3"))

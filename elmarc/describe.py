@@ -15,19 +15,17 @@ import pandas as pd
 import torch
 from omegaconf import OmegaConf
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from .config import FrontendConfig, with_schema
 from .frontends import build_frontend
+from .frontends.speed.ops import direct_convolution
 
 CONF = Path(__file__).resolve().parent / "conf" / "frontend"
 
 
 def conv_macs(model: nn.Module, example: torch.Tensor) -> int:
     """Multiply-accumulates of the direct convolutions for one input (batch 1)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from .frontends.speed.ops import direct_convolution
-
     counter = FlopCounterMode(display=False)
     with direct_convolution(), counter:      # the plain forms: convolutions only, no matrix products
         model(example)

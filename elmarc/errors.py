@@ -4,6 +4,8 @@ Anything else is a bug or an environment fault and keeps its traceback.
 """
 from __future__ import annotations
 
+import signal
+
 
 class UserError(Exception):
     """A mistake the user can fix (a config value, a dataset copy, a cache folder); the message says how."""
@@ -14,7 +16,6 @@ class Stopped(BaseException):
     so that no `except Exception` on the way swallows it; exit status 128 + the signal's number."""
 
     def __init__(self, signum: int):
-        import signal
 
         self.signum, self.name = int(signum), signal.Signals(signum).name
         super().__init__(f"stopped by {self.name}")

@@ -24,7 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 from torch import nn
+
+from .audio import logmel_input, mel_filterbank, waveform_input
+from .config import ConfigError, FrontendConfig, InputConfig, compose, with_schema
+from .frontends import build_frontend
 
 SAMPLE_RATE = 12000
 DEFAULT_MODEL = "vgg:small:0"
@@ -46,10 +51,6 @@ def parse_model_spec(spec: str) -> tuple[str, str, int]:
 
 def frontend_config(name: str):
     """A built-in front-end's config, or a declared front-end's YAML file."""
-    from omegaconf import OmegaConf
-
-    from .config import ConfigError, FrontendConfig, compose, with_schema
-
     if name.endswith((".yaml", ".yml")):
         path = Path(name).expanduser()
         if not path.is_file():
@@ -66,7 +67,6 @@ class ElmarcHearModel(nn.Module):
     def __init__(self, frontend, input_cfg, spec: str, hop_ms: float = TIMESTAMP_HOP_MS,
                  window_ms: float = TIMESTAMP_WINDOW_MS):
         super().__init__()
-        from .audio import mel_filterbank
 
         self.frontend, self.input_cfg, self.spec = frontend, input_cfg, spec
         self.scene_embedding_size = self.timestamp_embedding_size = int(frontend.feature_dim)
@@ -75,8 +75,6 @@ class ElmarcHearModel(nn.Module):
 
     def inputs(self, clips: list[np.ndarray]):
         """The model inputs elmarc makes from each clip (extract.inputs.ClipInputs does the same)."""
-        from .audio import logmel_input, waveform_input
-
         kind = self.frontend.input_kind
         if kind == "waveform":
             return torch.stack([waveform_input(c, self.input_cfg) for c in clips])
@@ -96,9 +94,6 @@ def load_model(model_file_path: str = "", hop_ms: float = TIMESTAMP_HOP_MS, wind
     a declared front-end's YAML path (optionally ':width:seed'); or a text file holding such a spec (runners
     such as hear-eval-kit's accept only existing files as --model). frontend/width/seed override it (a
     runner's --model-options)."""
-    from .config import InputConfig
-    from .frontends import build_frontend
-
     spec = str(model_file_path or "")
     as_file = Path(spec).expanduser()
     if spec and as_file.is_file() and not spec.endswith((".yaml", ".yml")):

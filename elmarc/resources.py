@@ -6,6 +6,10 @@ import functools
 import os
 from pathlib import Path
 
+import torch
+from hydra.core.hydra_config import HydraConfig
+from threadpoolctl import threadpool_limits
+
 
 @functools.cache
 def cpu_info() -> dict[str, str]:
@@ -30,7 +34,6 @@ def job_cores() -> int:
     """Cores for this job: a submitit job's cpus_per_task, a joblib launcher's share, else every available core."""
     cores = available_cores()
     try:
-        from hydra.core.hydra_config import HydraConfig
 
         launcher = HydraConfig.get().launcher
     except ValueError:              # not inside a Hydra app
@@ -51,8 +54,6 @@ def available_cores_of_machine() -> int:
 @contextlib.contextmanager
 def blas_threads(n: int):
     """At most n threads in every BLAS/OpenMP pool while the block runs (threadpoolctl)."""
-    from threadpoolctl import threadpool_limits
-
     with threadpool_limits(limits=max(1, int(n))):
         yield
 
@@ -60,7 +61,6 @@ def blas_threads(n: int):
 def available_memory(gpu: bool) -> int | None:
     """Bytes a job can still take: the GPU's total memory, or the machine's MemAvailable (Linux); None where unknown."""
     if gpu:
-        import torch
 
         return int(torch.cuda.get_device_properties(0).total_memory)
     try:

@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import io
 import json
+import mmap
 import os
 import shutil
 import tempfile
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import xxhash
 
 from .errors import UserError
 
@@ -94,9 +96,7 @@ def current_umask() -> int:
 def file_digest(path: Path) -> str:
     """XXH3-128 of a file: it detects damage, not tampering, and runs several times faster than reading
     the payload back, where SHA-256 would cost more than the read (make bench, section cachecheck)."""
-    import mmap
 
-    import xxhash
 
     with open(path, "rb") as fh:
         if os.fstat(fh.fileno()).st_size == 0:

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
+from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..config import PAPER_ELM_HIDDEN
+from ..config import PAPER_ELM_HIDDEN, ConfigError
 from .splits import GridScores, standardise
 
 
@@ -104,7 +105,6 @@ class ELMGrid:
         self.seed = int(seed)
         self.settings = [{"n_hidden": k} for k in self.sizes]
         if not self.sizes or min(self.sizes) < 1:
-            from ..config import ConfigError
 
             raise ConfigError(f"classifier {self.name!r}: n_hidden={self.sizes} needs at least one size, each >= 1.\n"
                               f"  Fix: classifier.n_hidden=[100,250,500] (the paper's: {list(PAPER_ELM_HIDDEN)}).")
@@ -130,7 +130,6 @@ class ELMGrid:
                 return self._split_predictions(hidden_layer(Xt, W, b), y[sp.train], hidden_layer(Xe, W, b))
             return self._split_predictions(H[sp.train], y[sp.train], H[sp.eval])
 
-        from joblib import Parallel, delayed
 
         # splits in parallel threads (numpy releases the GIL), each in the caller's BLAS threads: same values
         per_split = Parallel(n_jobs=self.n_jobs, prefer="threads")(delayed(split_predictions)(sp) for sp in splits)

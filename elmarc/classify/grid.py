@@ -5,6 +5,8 @@ import inspect
 from dataclasses import dataclass, field
 
 import pandas as pd
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 
 from ..config import checked_target
 from ..errors import UserError
@@ -19,9 +21,6 @@ def grid_class(classifier_cfg: dict):
 
 def build_grid(classifier_cfg: dict, seed: int, n_jobs: int = 1):
     """The classifier grid of the config; the seed goes to grids with random weights (ELM) only, n_jobs to those that fit in parallel."""
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
-
     cls = grid_class(classifier_cfg)
     extra = {"seed": int(seed)} if cls.uses_seed else {}
     if "n_jobs" in inspect.signature(cls).parameters:

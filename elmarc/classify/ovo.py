@@ -16,6 +16,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from cvxopt import matrix, solvers, spmatrix
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import SVC
 
@@ -51,8 +52,6 @@ def pair_order(k: int) -> list[tuple[int, int]]:
 
 def _qp(K: np.ndarray, y: np.ndarray, C: float) -> tuple[np.ndarray, float]:
     """cvxopt's interior-point solve of one pair's dual: (alpha, b)."""
-    from cvxopt import matrix, solvers, spmatrix
-
     m = len(y)
     P = matrix(np.outer(y, y) * K)
     G = spmatrix([-1.0] * m + [1.0] * m, list(range(2 * m)), list(range(m)) * 2, (2 * m, m))   # -a <= 0, a <= C

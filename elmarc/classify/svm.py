@@ -9,8 +9,9 @@ interior-point solve for the pairs where its SMO crawls (see ovo.py).
 from __future__ import annotations
 
 import numpy as np
+from joblib import Parallel, delayed
 
-from ..config import PAPER_SVM_C, PAPER_SVM_GAMMAS
+from ..config import PAPER_SVM_C, PAPER_SVM_GAMMAS, ConfigError
 from . import ovo
 from .splits import GridScores, Split, standardise
 
@@ -42,7 +43,6 @@ class SVMGrid:
         if self.linear:
             self.settings += [{"kernel": "linear", "gamma": None, "C": c} for c in self.Cs]
         if not self.settings:
-            from ..config import ConfigError
 
             raise ConfigError(f"classifier {self.name!r} has no setting to fit (C={self.Cs}, gammas={self.gammas}, "
                               f"linear={self.linear}).\n  Fix: give classifier.C (and classifier.gammas) at least one value.")
@@ -60,8 +60,6 @@ class SVMGrid:
 
     def _fit_split(self, K_train, y_train, K_eval, y_eval, cols, result: GridScores, s: int) -> None:
         """Every C of one kernel on one split (the Cs in parallel threads; libsvm releases the GIL)."""
-        from joblib import Parallel, delayed
-
         fits = Parallel(n_jobs=self.n_jobs, prefer="threads")(
             delayed(self._fit_score)(K_train, y_train, K_eval, y_eval, C) for C in self.Cs)
         for col, (acc, cap, exact, predicted) in zip(cols, fits):

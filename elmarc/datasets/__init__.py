@@ -1,6 +1,11 @@
 """Datasets: each module reads one published layout and says which protocol it implies."""
 from __future__ import annotations
 
+import inspect
+import typing
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from ..config import checked_target, with_schema
@@ -10,9 +15,6 @@ from .base import ClipSource, DatasetError
 
 def build_dataset(dataset_cfg: DictConfig | dict) -> ClipSource:
     """Instantiate the dataset config's ``_target_`` (a ``build(**cfg)`` function) into a ClipSource."""
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
-
     dataset_cfg = with_schema(dataset_cfg)
     checked_target(dataset_cfg.get("_target_"), "dataset._target_", _builds_a_clip_source, "a function that builds a ClipSource")
     try:
@@ -31,9 +33,6 @@ def build_dataset(dataset_cfg: DictConfig | dict) -> ClipSource:
 
 def _builds_a_clip_source(obj) -> bool:
     """A dataset loader: a function annotated to return a ClipSource (or a ClipSource class itself)."""
-    import inspect
-    import typing
-
     if isinstance(obj, type):
         return issubclass(obj, ClipSource)
     if not inspect.isfunction(obj):

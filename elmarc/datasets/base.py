@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import StratifiedKFold
 
 from ..audio import AudioError, load_clip
 from ..config import InputConfig
@@ -93,8 +94,6 @@ class ClipSource:
 
 def stratified_folds(labels: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
     """Fold of each item: stratified, shuffled with a fixed seed over the given (sorted) order."""
-    from sklearn.model_selection import StratifiedKFold
-
     folds = np.full(len(labels), -1, dtype=int)
     skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     for k, (_, test) in enumerate(skf.split(np.zeros(len(labels)), labels)):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.signal import butter, sosfilt
 
 from ..audio import InputConfig, resample
 from .base import ClipSource, DatasetError, stratified_folds
@@ -45,7 +46,6 @@ def _note(rng: np.random.Generator, rate: int, timbre: str, pitch: float, dur: f
         "fifths": [(r, 1.0 / (i + 1)) for i, r in enumerate((1.0, 1.5, 2.0, 3.0, 4.5))],
     }
     if timbre == "noise":
-        from scipy.signal import butter, sosfilt
 
         sos = butter(2, [pitch * 0.8, min(pitch * 4, rate / 2 - 100)], btype="band", fs=rate, output="sos")
         return sosfilt(sos, rng.standard_normal(n)) * env * 3

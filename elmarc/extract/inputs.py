@@ -5,6 +5,8 @@ the batches it had not written, and its features equal an uninterrupted run's.
 """
 from __future__ import annotations
 
+import multiprocessing
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
@@ -91,7 +93,6 @@ def worker_context(num_workers: int):
     default context, whose processes DataLoader cannot start."""
     if num_workers <= 0:
         return None
-    import multiprocessing
 
     return multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+from omegaconf import OmegaConf
 
 from .. import __version__
 from ..config import InputConfig
@@ -43,7 +44,6 @@ def feature_spec(source: ClipSource, frontend: FrontendFactory, model: Frontend,
 
 
 def _plain(node) -> dict:
-    from omegaconf import OmegaConf
 
     return OmegaConf.to_container(node, resolve=True)
 

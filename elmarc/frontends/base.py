@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..config import ConfigError
@@ -77,14 +76,6 @@ def same_padding(kernel: int, stride: int, length: int) -> tuple[int, int]:
     out = -(-length // stride)
     total = max((out - 1) * stride + kernel - length, 0)
     return total // 2, total - total // 2
-
-
-def conv1d_same(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
-    """Apply a Conv1d with TensorFlow 'same' padding (asymmetric for even kernels)."""
-    left, right = same_padding(conv.kernel_size[0], conv.stride[0], x.shape[-1])
-    if left or right:
-        x = F.pad(x, (left, right))
-    return conv(x)
 
 
 def time_mean(x: torch.Tensor) -> torch.Tensor:

@@ -4,10 +4,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import DictConfig
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..config import WIDTHS, ConfigError, FrontendConfig, checked_target, with_schema
 from .base import Frontend, FrontendConfigError, init_random_
+from .declarative import Declared
+from .speed import ops
 
 
 def resolve_nf(frontend_cfg: DictConfig | dict, width: str) -> int | None:
@@ -35,10 +41,7 @@ def build_frontend(frontend_cfg: DictConfig | dict, width: str, seed: int,
 
 
 def _instantiate(frontend_cfg: DictConfig, width: str, input_shape: dict | None) -> Frontend:
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
 
-    from .declarative import Declared
 
     nf = resolve_nf(frontend_cfg, width)
     kwargs: dict[str, Any] = {} if nf is None else {"nf": nf}
@@ -64,9 +67,6 @@ def memory_need(frontend_cfg: DictConfig | dict, width: str, input_shape: dict, 
     """(bytes of the weights, bytes of the largest map at this batch, as the plain forms make it: an upper bound
     of what the faster forms hold) of a front-end, from a copy on the meta device (nothing allocated); None
     where it cannot be told (a HEAR module, a whole-clip input)."""
-    import torch
-    from torch.utils._python_dispatch import TorchDispatchMode
-
     frontend_cfg = with_schema(frontend_cfg, FrontendConfig)
     if "hear" in str(frontend_cfg.model.get("_target_", "")):
         return None
@@ -90,7 +90,6 @@ def memory_need(frontend_cfg: DictConfig | dict, width: str, input_shape: dict, 
             x = torch.zeros(batch, int(input_shape["n_frames"]), int(input_shape["n_mels"]), device="meta")
         else:
             return None
-        from .speed import ops
 
         with torch.no_grad(), ops.direct_convolution(), Sizes():     # the plain maps: few ops, and the largest
             model(x)

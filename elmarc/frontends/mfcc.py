@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torchaudio.functional as AF
 
 from ..audio import InputConfig, fix_length, mel_filterbank, power_spectrogram, power_to_db
 from .base import Frontend
@@ -20,7 +21,6 @@ class MFCC(Frontend):
                  sample_rate: int = 12000, f_min: float = 0.0, f_max: float = 6000.0,
                  amin: float = 1e-10, top_db: float = 80.0):
         super().__init__()
-        import torchaudio.functional as AF
 
         cfg = InputConfig(sample_rate=sample_rate, f_min=f_min, f_max=f_max)
         self.n_fft, self.hop, self.amin, self.top_db = n_fft, hop_length, amin, top_db

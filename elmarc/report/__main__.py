@@ -1,6 +1,7 @@
 """python -m elmarc.report <folder>: aggregate every job below a run or multirun folder."""
 import argparse
 import sys
+from pathlib import Path
 
 from . import write_report
 
@@ -9,7 +10,6 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m elmarc.report", description=__doc__)
     ap.add_argument("folder", help="a multirun folder (multirun/<date>/<time>) or a single run folder")
     args = ap.parse_args(argv)
-    from pathlib import Path
 
     if not Path(args.folder).is_dir():
         print(f"elmarc.report: {args.folder} is not a folder", file=sys.stderr)

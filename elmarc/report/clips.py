@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
 from ..entry import safe_name
 from ..storage import atomic_write_bytes, atomic_write_csv
@@ -17,7 +18,6 @@ def confusion_files(preds: pd.DataFrame, root: Path) -> list[Path]:
     """Per table and front-end: the confusion matrix of its selected settings' test predictions (all
     folds and seeds pooled) as a PNG, and per-class accuracy as a CSV."""
     plt = pyplot()
-    from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
     written = []
     for key, g in seed_free_once(preds).groupby(GROUP, dropna=False):

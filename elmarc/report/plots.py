@@ -49,8 +49,7 @@ def bar_chart(summary: pd.DataFrame, title: str, path: Path) -> Path:
 
 def save_png(fig, path: Path, dpi: int = 110) -> Path:
     """Lay out, write atomically as PNG, and close a matplotlib figure."""
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)

@@ -26,7 +26,7 @@ def rank_table(summary: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
 
 def friedman_nemenyi(table: pd.DataFrame) -> tuple[float, pd.DataFrame, pd.Series]:
     """(Friedman p, Nemenyi p-value matrix, average rank per front-end; rank 1 = best)."""
-    import scikit_posthocs as sp
+    import scikit_posthocs as sp  # it imports matplotlib's pyplot: only a report across datasets pays that
 
     p = float(stats.friedmanchisquare(*[table[c].to_numpy() for c in table.columns]).pvalue)
     nemenyi = sp.posthoc_nemenyi_friedman(table.to_numpy())
@@ -38,7 +38,7 @@ def friedman_nemenyi(table: pd.DataFrame) -> tuple[float, pd.DataFrame, pd.Serie
 def cd_diagram(table: pd.DataFrame, title: str, path: Path, alpha: float = 0.05) -> tuple[Path, str]:
     """The critical-difference diagram as a PNG, and one sentence on how many differences are significant."""
     plt = pyplot()
-    import scikit_posthocs as sp
+    import scikit_posthocs as sp  # after pyplot(): on the Agg backend
 
     p, nemenyi, ranks = friedman_nemenyi(table)
     fig, ax = plt.subplots(figsize=(8, 0.6 + 0.25 * len(ranks)))

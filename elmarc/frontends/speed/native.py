@@ -21,6 +21,7 @@ import hashlib
 import itertools
 import logging
 import os
+import platform
 import shutil
 import stat
 import subprocess
@@ -94,7 +95,6 @@ def _cpu_identity() -> str:
     info = cpu_info()
     if info:
         return "\n".join(info.get(key, "") for key in ("model name", "flags", "Features"))
-    import platform
     return platform.processor() or platform.machine()
 
 
