@@ -421,10 +421,15 @@ def conv1d_relu_mean(x: torch.Tensor, weight: torch.Tensor, pad: tuple[int, int]
     return current().run("conv1d_relu_mean", key, candidates, default, x.device)
 
 
+SMALL_MAP = 2 ** 21            # values (8 MB in fp32): a map this small is cheaper written whole than in blocks
+
+
 def _window_products_relu_mean(xp: torch.Tensor, weight: torch.Tensor, block: int) -> torch.Tensor:
     windows = xp.unfold(1, weight.shape[2], 1)                 # (B, T', k), a view
     wt = weight[:, 0].t()
     n = windows.shape[1]
+    if windows.shape[0] * n * weight.shape[0] <= SMALL_MAP:    # one product: fewer calls cost more than the map
+        block = n
     total = None
     for s in range(0, n, block):
         part = (windows[:, s:s + block] @ wt).clamp_(min=0).sum(dim=1, dtype=torch.float32)
