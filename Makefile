@@ -21,7 +21,7 @@ BALLROOM_ROOT ?=
 US8K_ROOT     ?=
 ESC10_ROOT    ?= ../shared/data/esc10
 
-.PHONY: install run test bench bench-classify describe clean paper paper-gtzan paper-ballroom paper-us8k paper-esc10 esc10-small random-vs-trained-esc10
+.PHONY: install run test test-quick bench bench-classify describe clean paper paper-gtzan paper-ballroom paper-us8k paper-esc10 esc10-small random-vs-trained-esc10
 
 install: $(STAMP)
 
@@ -39,6 +39,10 @@ run: install
 
 test: install
 	$(PYTHON) -m pytest -q
+
+# the inner loop: every test but those marked slow (whole jobs, sweeps, subprocesses, training, kills)
+test-quick: install
+	$(PYTHON) -m pytest -q -m "not slow"
 
 describe: install
 	$(PYTHON) -m elmarc.describe

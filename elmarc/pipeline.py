@@ -85,7 +85,7 @@ def run_stages(job: Job, out_dir: Path) -> dict:
         table, preds = classify_stage(entry, job.grid, job.cache_dir / "results", fit="classify" in job.stages)
         # the cost of the random evaluation: extraction (once per entry) beside the grid's seconds
         table["extract_seconds"] = entry.extraction_seconds()
-        table["host"] = entry.info().get("host", "") if entry.is_complete() else ""
+        table["host"] = entry.info()["host"] if entry.is_complete() else ""
         tables.append(table)
         predictions.append(preds)
         result["accuracy"] = float(table["accuracy"].astype(float).mean())

@@ -12,6 +12,7 @@ from helpers import TINY, grid, log_text, run_cli, run_job, run_sweep
 SWEEP = ["dataset.task=timbre", "dataset.n_classes=3"]
 
 
+@pytest.mark.slow
 def test_multirun_end_to_end_then_everything_cached(tmp_path, caplog):
     sweep = tmp_path / "sweep"
     first = run_cli(["-m", *TINY, *SWEEP, "frontend=mfcc,7x96", "classifier=svm,elm", f"hydra.sweep.dir={sweep}"],
@@ -60,6 +61,7 @@ def test_shared_mfcc_entry_is_labelled_with_each_jobs_width(tmp_path):
     assert "width large" in (sweep / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_weightless_frontend_with_svm_is_fitted_once_and_counted_once(tmp_path, caplog):
     caplog.set_level("INFO")
     sweep = run_sweep([[*TINY, f"frontend={f}", f"classifier={c}", f"seed={s}"]
@@ -88,6 +90,7 @@ def test_stage_report_alone_reads_the_cached_rows(tmp_path):
     assert (tmp_path / "report_only" / "report.md").read_text().count("temporal") >= 1
 
 
+@pytest.mark.slow
 def test_svm_wide_rows_are_not_pooled_with_the_paper_grid(tmp_path):
     sweep = run_sweep([[*TINY, "frontend=temporal", f"classifier={c}"] for c in ("svm", "svm_wide")],
                       tmp_path / "sweep", tmp_path / "cache")

@@ -81,6 +81,7 @@ def test_a_damaged_shard_of_an_unfinished_entry_is_extracted_again(tmp_path, ref
     np.testing.assert_array_equal(np.load(entry / "features.npy"), reference["features"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".npy", ".idx.npz"])
 @pytest.mark.parametrize("how", ["truncate", "flip"])
 def test_a_damaged_audio_chunk_is_decoded_again(tmp_path, reference, caplog, suffix, how):

@@ -47,6 +47,7 @@ def test_model_spec_width_seed_and_declared_yaml(tmp_path):
     assert keywords.spec == "7x96:small:1" and torch.equal(hear.get_scene_embeddings(audio, keywords), c)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["7x96", "sample_level", "mfcc"])
 def test_scene_embeddings_are_the_cached_features(tmp_path, name):
     from elmarc.extract.audio_cache import AudioCache
@@ -68,6 +69,7 @@ def test_scene_embeddings_are_the_cached_features(tmp_path, name):
 TINYMEL = ["frontend=hear", "frontend.model.module=hearmods.tinymel"]
 
 
+@pytest.mark.slow
 def test_hear_module_beside_random_front_ends_to_the_report(tmp_path):
     cache = tmp_path / "cache"
     jobs = [[*TINY, "dataset.task=timbre", *front, f"seed={s}"] for front in (TINYMEL, ["frontend=7x96"]) for s in (0, 1)]

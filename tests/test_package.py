@@ -26,6 +26,7 @@ def wheel(tmp_path_factory):
     return whl
 
 
+@pytest.mark.slow
 def test_wheel_holds_every_config_and_data_file(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = {str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*")
@@ -36,6 +37,7 @@ def test_wheel_holds_every_config_and_data_file(wheel):
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
 
 
+@pytest.mark.slow
 def test_app_composes_from_the_installed_files_alone(wheel, tmp_path):
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)

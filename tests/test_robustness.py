@@ -91,6 +91,7 @@ def key_for(overrides):
     return plan_job(compose_cfg(["dataset.n_per_class=5", *overrides], "/tmp/c")).features.key
 
 
+@pytest.mark.slow
 def test_cache_key_covers_what_makes_the_features():
     base = key_for(["frontend=vgg"])
     assert key_for(["frontend=vgg"]) == base
@@ -129,6 +130,7 @@ EXTRACT = [*TINY, "dataset.n_per_class=12", "dataset.n_classes=4", "frontend=sam
            "extract.batch_size=2", "stage=extract"]
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_gives_identical_features(tmp_path, caplog):
     env = {**os.environ, "ELMARC_CACHE": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "elmarc.main", *EXTRACT, f"hydra.run.dir={tmp_path / 'r1'}"],
@@ -157,6 +159,7 @@ def test_sigkill_then_resume_gives_identical_features(tmp_path, caplog):
 
 
 # ----------------------------------------------------------------------------- 4. concurrency
+@pytest.mark.slow
 def test_two_processes_share_one_cache(tmp_path):
     env = {**os.environ, "ELMARC_CACHE": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1"}
     args = [*TINY, "dataset.n_per_class=10", "frontend=7x86", "extract.batch_size=4", "stage=extract"]
@@ -181,6 +184,7 @@ def test_two_processes_share_one_cache(tmp_path):
 
 
 # ----------------------------------------------------------------------------- 5. determinism
+@pytest.mark.slow
 def test_same_command_twice_same_rows(tmp_path):
     args = [*TINY, "frontend=timbral", "classifier=elm", "protocol=nested"]
     run_job(args, tmp_path / "a", tmp_path / "c1")
@@ -253,6 +257,7 @@ def test_a_misspelt_key_in_a_yaml_fails_before_any_audio(tmp_path):
         build_dataset({"_target_": "elmarc.datasets.folder.build", "rooot": "/data"})
 
 
+@pytest.mark.slow
 def test_config_mistakes_on_the_command_line(tmp_path):
     out = run_cli(["seed=-3", f"hydra.run.dir={tmp_path / 'r'}"], tmp_path / "cache", check=False)
     assert out.returncode == 2 and "elmarc: error: seed=-3 is out of range" in out.stderr
@@ -271,6 +276,7 @@ def test_loader_workers_default_to_the_device_and_the_pass():
     assert (default_workers(True, 2), default_workers(False, 2, decode_pass=True)) == (1, 2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum,status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_stops_the_job_with_one_line_and_the_rerun_resumes(tmp_path, caplog, signum, status):
     env = {**os.environ, "ELMARC_CACHE": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1"}

@@ -95,6 +95,7 @@ def test_svm_fits_in_threads_give_the_serial_answers():
         assert all(np.array_equal(a, b) for a, b in zip(threaded.predictions.ravel(), serial.predictions.ravel()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("classifier", ["svm", "elm"])
 def test_rows_do_not_depend_on_n_jobs_or_the_jobs_cores(tmp_path, classifier, monkeypatch):
     args = [*TINY, "frontend=temporal", f"classifier={classifier}", "protocol=nested", "classify.standardize=true"]
@@ -117,10 +118,14 @@ def key_for(overrides, cache):
     return plan_job(compose_cfg(overrides, cache)).features
 
 
-def test_the_key_names_the_forms_and_auto_extracts_under_its_recorded_plan(tmp_path):
+@pytest.mark.slow
+def test_the_key_names_the_forms_and_auto_extracts_under_its_recorded_plan(tmp_path, monkeypatch):
     """rule is the default and in the key; auto's key holds every layer's chosen form, and
     extraction runs exactly that plan: a store that says 'plain' for every layer gives the plain mode's bits."""
-    base = [*TINY[:-1], "frontend=7x86", "stage=extract"]
+    from elmarc.frontends.speed import measure
+
+    monkeypatch.setattr(measure, "calibration", lambda device: 0.001)      # undisturbed: every choice is stored
+    base = [*TINY[:-1], "frontend=7x86", "stage=extract", "extract.batch_size=4"]
     rule = key_for(base, tmp_path / "c")
     assert rule.spec["conv_forms"] == "rule"
     auto = key_for([*base, "extract.conv_forms=auto"], tmp_path / "c")
@@ -234,6 +239,7 @@ def write_clips(root, kind):
             fixtures.write_audio(root / f"class{c}" / f"clip{i}.wav", x.astype(np.float32), 8000)
 
 
+@pytest.mark.slow
 def test_changed_audio_is_extracted_again_and_a_moved_copy_is_not(tmp_path, caplog):
     job = ["dataset=folder", "dataset.n_folds=3", "frontend=7x96", "extract.progress=false", "extract.num_workers=0"]
     data = tmp_path / "data"
@@ -255,6 +261,7 @@ def test_changed_audio_is_extracted_again_and_a_moved_copy_is_not(tmp_path, capl
 
 
 # ----------------------------------------------------------------------------- the train stage
+@pytest.mark.slow
 def test_two_jobs_that_need_one_training_run_share_it(tmp_path, monkeypatch):
     """The svm and elm jobs of one front-end need the same training runs: one trains, the other waits for it."""
     from elmarc.train import trainer as train_stage
@@ -321,6 +328,7 @@ def cli_sweep(folder, cache):
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+@pytest.mark.slow
 def test_a_sweep_gives_the_same_bytes_beside_a_cpu_hog_and_beside_another_sweep(tmp_path):
     """The default sweep run three ways into fresh caches: alone, with a CPU hog on every core beside it, and
     as two sweeps at once on one cache. Features, rows, predictions and the report's tables are the same bytes."""
@@ -375,6 +383,7 @@ def test_a_yaml_target_is_checked_before_anything_is_built(tmp_path, group):
     assert victim.read_text() == "precious" and not (tmp_path / "cache" / "audio").exists()
 
 
+@pytest.mark.slow
 def test_cache_files_follow_the_umask_so_a_group_can_share_a_cache(tmp_path):
     old = os.umask(0o002)                            # a lab's shared cache: group-writable folders and files
     try:

@@ -15,6 +15,7 @@ clips are extracted again; a finished entry that fails its check is rebuilt from
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 from pathlib import Path
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..entry import CacheEntry
+from ..entry import CacheEntry, safe_name
 from ..storage import CacheError, make_dirs, move_aside, npy_bytes, npz_bytes
 
 log = logging.getLogger(__name__)
@@ -30,12 +31,35 @@ SHARD_RE = re.compile(r"^b(\d+)-(\d+)\.npz$")
 PAYLOAD = ["features.npy", "clips.csv"]
 
 
+_noted: set[Path] = set()          # cache folders whose older entries were named once in this process
+
+
+def note_older_formats(base: Path, readable: str, current: int) -> None:
+    """Say once per cache folder that entries an older elmarc wrote (a lower format) are not read, and are
+    computed again: their keys no longer match any job's."""
+    if base in _noted:
+        return
+    for spec_file in sorted(base.glob(f"{safe_name(readable)}-*/spec.json")):
+        try:
+            older = int(json.loads(spec_file.read_text()).get("format", 0)) < current
+        except (OSError, ValueError, TypeError):
+            continue
+        if older:
+            _noted.add(base)
+            log.info("%s holds features entries of an older format (e.g. %s): this version does not read them and "
+                     "computes its own (remove them to free the space)", base, spec_file.parent.name)
+            return
+
+
 class FeatureEntry(CacheEntry):
     """One features entry, addressed by the spec that made it (elmarc.entry: lock, marker, check, set aside)."""
 
     @classmethod
     def for_spec(cls, cache_dir: str | Path, spec: dict, readable: str) -> FeatureEntry:
-        return cls.keyed(Path(cache_dir) / "features", readable, spec)
+        entry = cls.keyed(Path(cache_dir) / "features", readable, spec)
+        if "format" in spec and not entry.is_complete():
+            note_older_formats(entry.root.parent, readable, int(spec["format"]))
+        return entry
 
     @property
     def shard_dir(self) -> Path:
@@ -134,5 +158,5 @@ class FeatureEntry(CacheEntry):
         if not self.is_complete():
             return float("nan")
         info = self.info()
-        rate = float(info.get("clips_per_second") or 0.0)
+        rate = float(info["clips_per_second"])
         return round(info["n_clips"] / rate, 3) if rate > 0 else float("nan")

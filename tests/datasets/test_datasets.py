@@ -121,6 +121,7 @@ def test_missing_root_is_a_clear_error(name, tmp_path):
     assert name in text and "nonexistent" in text and "dataset.root" in text and "Expected layout" in text
 
 
+@pytest.mark.slow
 def test_missing_root_on_the_command_line_exits_2_without_a_traceback(tmp_path):
     out = run_cli(["dataset=gtzan", f"dataset.root={tmp_path}/nonexistent", "frontend=mfcc",
                    f"hydra.run.dir={tmp_path / 'r'}"], tmp_path / "cache", check=False)
@@ -129,6 +130,7 @@ def test_missing_root_on_the_command_line_exits_2_without_a_traceback(tmp_path):
     assert "elmarc: error: dataset 'gtzan'" in out.stderr and "dataset.root=" in out.stderr
 
 
+@pytest.mark.slow
 def test_end_to_end_on_real_layouts(tmp_path, gtzan_root):
     trees = {"gtzan": gtzan_root, "urbansound8k": fixtures.urbansound_tree(tmp_path / "u"),
              "esc10": fixtures.esc10_tree(tmp_path / "e"), "folder": fixtures.folder_tree(tmp_path / "f")}
@@ -147,6 +149,7 @@ def test_end_to_end_on_real_layouts(tmp_path, gtzan_root):
         assert rows.accuracy.mean() > 0.8, (name, rows.accuracy.tolist())
 
 
+@pytest.mark.slow
 def test_predefined_split_report_uses_mcnemar(tmp_path, gtzan_root):
     from helpers import run_sweep
 

@@ -110,6 +110,7 @@ def test_bad_declared_config_fails_before_any_audio(tmp_path):
                  f"dataset.root={tmp_path}/nope"], tmp_path / "r", tmp_path / "cache")
 
 
+@pytest.mark.slow
 def test_yaml_only_architecture_in_a_sweep_beside_a_builtin(tmp_path):
     conf = tmp_path / "myconf" / "frontend"
     conf.mkdir(parents=True)
@@ -144,6 +145,7 @@ batch_size: {small: 8, large: 2}
     assert table.loc[("stripes", "small"), "macs_per_clip"] == 1376 * 96 * 16 + 1376 * 96 * 31 * 32 + 170 * 3 * 48 * 16
 
 
+@pytest.mark.slow
 def test_custom_example_config_builds_at_both_widths(frontend_configs):
     for width, dim in (("small", 160), ("large", 3584)):
         assert build_frontend(frontend_configs["custom"], width, 0).feature_dim == dim

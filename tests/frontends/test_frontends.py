@@ -167,6 +167,7 @@ def test_7x86_is_more_pitch_invariant_than_7x96(frontend_configs):
     assert ratios["7x86"] < 0.5 * ratios["7x96"], ratios
 
 
+@pytest.mark.slow
 def test_describe_counts_macs_from_the_model():
     from elmarc.describe import describe
 
@@ -183,6 +184,7 @@ def test_describe_counts_macs_from_the_model():
     assert 1.5e11 < table.loc[("frame_level", "large"), "macs_per_clip"] < 1.7e11
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["7x96"])
 def test_compiled_frontend_gives_the_eager_features(frontend_configs, name):
     from elmarc.extract.loop import compiled
@@ -228,6 +230,7 @@ def test_compile_null_follows_the_frontend_flag_at_the_large_width():
 REFERENCE = Path(__file__).parents[1] / "data" / "reference_features.npz"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SPEC_DIMS) + ["mfcc"])
 def test_features_equal_the_stored_reference(frontend_configs, example_inputs, name):
     """Features of every front-end at both widths (seed 1) equal values stored from an earlier release

@@ -10,6 +10,7 @@ from helpers import TINY, grid, run_cli, run_sweep
 # Every launcher of conf/hydra/launcher with its defaults and the extraction's (DataLoader workers in a
 # decode pass, threads from the job's share of the cores), on a fresh cache. submitit starts a process
 # per job (each importing torch): two jobs show it as well as four.
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher,seeds", [pytest.param("local_parallel", [0, 1], id="local_parallel"),
                                             pytest.param("local_submitit", [0], id="local_submitit")])
 def test_sweep_through_parallel_launcher_with_report(tmp_path, launcher, seeds):
@@ -23,6 +24,7 @@ def test_sweep_through_parallel_launcher_with_report(tmp_path, launcher, seeds):
     assert (sweep / "report.md").is_file() and "every job finished" in (sweep / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_three_seeds_both_classifiers_report_and_plots(tmp_path):
     jobs = [[*TINY, *j] for j in grid(frontend=["7x96", "temporal"], classifier=["svm", "elm"], seed=[0, 1, 2])]
     sweep = run_sweep(jobs, tmp_path / "sweep", tmp_path / "cache")

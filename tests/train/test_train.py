@@ -24,6 +24,7 @@ def histories(cache):
     return [json.loads(p.read_text()) for p in sorted((cache / "trained").rglob("history.json"))]
 
 
+@pytest.mark.slow
 def test_tiny_recipe_learns_and_the_report_compares_the_rankings(tmp_path):
     cache = tmp_path / "cache"
     jobs = [[*RHYTHM, f"frontend={fe}", "stage='all,train'"] for fe in ("temporal", "7x96")]
@@ -77,6 +78,7 @@ def final_weights(cache):
     return out
 
 
+@pytest.mark.slow
 def test_sigkill_during_training_then_rerun_gives_the_same_weights(tmp_path):
     cache = tmp_path / "cache"
     env = {**os.environ, "ELMARC_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
@@ -155,6 +157,7 @@ def fake_rows(random_order, trained_order, n_folds=5):
     return pd.DataFrame(rows)
 
 
+@pytest.mark.slow
 def test_agreement_of_perfect_and_reversed_rankings():
     same = agreement(fake_rows([1, 2, 3, 4], [1, 2, 3, 4])).iloc[0]
     assert (same.rho, same.tau, same.same_winner, same.winner_in_trained_top3) == (1.0, 1.0, True, True)
