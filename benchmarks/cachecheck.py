@@ -11,7 +11,7 @@ import pandas as pd
 
 from elmarc.storage import atomic_write_bytes, manifest, npy_bytes, verify
 
-from .common import markdown_table
+from .common import table_lines
 
 
 def bench_cachecheck(tmp: Path) -> pd.DataFrame:
@@ -47,6 +47,5 @@ def run(args, mm: float, dev) -> list[str]:
     print("cachecheck: the integrity check against reading the payload", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         df = bench_cachecheck(Path(tmp))
-    df.to_csv(args.out / "cachecheck.csv", index=False)
-    md += ["## Cache integrity check against reading (warm page cache: the check's worst case)", "", markdown_table(df), ""]
+    md += table_lines(args.out, "cachecheck", "Cache integrity check against reading (warm page cache: the check's worst case)", df)
     return md

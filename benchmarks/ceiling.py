@@ -22,7 +22,7 @@ from elmarc.frontends.spectrogram import Conv7xN
 from elmarc.frontends.speed import SpeedPolicy, ops
 from elmarc.frontends.speed.ops import direct_convolution
 
-from .common import markdown_table, sync
+from .common import markdown_table, sync, table_lines
 
 
 def conv_gemm_shapes(model: torch.nn.Module, example: torch.Tensor) -> list[tuple[int, int, int]]:
@@ -185,7 +185,6 @@ def run(args, mm: float, dev) -> list[str]:
     if dev.type == "cpu":                         # the patch products are a CPU form
         print("ceiling: the layers max-pooled over frequency, products / + running maximum / as extracted", flush=True)
         freq = bench_max_freq(args.widths.split(","), names, mm, dev)
-        freq.to_csv(args.out / "ceiling_max_freq.csv", index=False)
-        md += ["## Layers max-pooled over frequency: their products alone, with the running maximum, and as "
-               "extracted (fractions of matmul)", "", markdown_table(freq), ""]
+        md += table_lines(args.out, "ceiling_max_freq", "Layers max-pooled over frequency: their products alone, with the running maximum, and as "
+               "extracted (fractions of matmul)", freq)
     return md

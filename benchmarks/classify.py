@@ -13,7 +13,7 @@ from elmarc.classify.elm import ELMGrid
 from elmarc.classify.splits import Split
 from elmarc.classify.svm import SVMGrid
 
-from .common import markdown_table, random_cnn_like_features, temporal_like_features
+from .common import random_cnn_like_features, table_lines, temporal_like_features
 
 
 def bench_classify(n: int, dim: int, folds: int, timed_folds: int, n_jobs: int, max_iter: int) -> pd.DataFrame:
@@ -48,10 +48,7 @@ def bench_classify(n: int, dim: int, folds: int, timed_folds: int, n_jobs: int, 
 
 def run(args, mm: float, dev) -> list[str]:
     """Time this section; write its CSV under args.out; the report's lines."""
-    md: list[str] = []
     print("classify: UrbanSound8K scale", flush=True)
-    df = bench_classify(8732, 3584, 10, args.classify_folds, n_jobs=max(1, os.cpu_count() or 1),
-                        max_iter=args.classify_max_iter)
-    df.to_csv(args.out / "classify.csv", index=False)
-    md += ["## Classifier stage at UrbanSound8K scale (8732 x 3584, paper protocol)", "", markdown_table(df), ""]
-    return md
+    return table_lines(args.out, "classify", "Classifier stage at UrbanSound8K scale (8732 x 3584, paper protocol)",
+                       bench_classify(8732, 3584, 10, args.classify_folds, n_jobs=max(1, os.cpu_count() or 1),
+                        max_iter=args.classify_max_iter))

@@ -162,3 +162,9 @@ def extraction_for(frontend_cfg, width: str, workers: int | None, batch: int) ->
     factory = FrontendFactory.of(frontend_cfg, "small" if width == "any" else width, 0, {})
     opts = ExtractConfig(batch_size=batch, num_workers=workers, progress=False)
     return Extraction.resolve(opts, factory, job_cores(), None)
+
+
+def table_lines(out: Path, name: str, title: str, df: pd.DataFrame) -> list[str]:
+    """Write a section's table to out/<name>.csv; its lines in bench.md."""
+    df.to_csv(out / f"{name}.csv", index=False)
+    return [f"## {title}", "", markdown_table(df), ""]

@@ -17,7 +17,7 @@ from elmarc.extract.feature_cache import FeatureEntry
 from elmarc.extract.loop import run_extraction
 from elmarc.frontends import build_frontend
 
-from .common import extraction_for, in_memory_rate, markdown_table, synth_files
+from .common import extraction_for, in_memory_rate, synth_files, table_lines
 
 
 def bench_decode(n: int, mm: float, dev, seeds=(0, 1, 2), root: Path | None = None,
@@ -65,9 +65,6 @@ def bench_decode(n: int, mm: float, dev, seeds=(0, 1, 2), root: Path | None = No
 
 def run(args, mm: float, dev) -> list[str]:
     """Time this section; write its CSV under args.out; the report's lines."""
-    md: list[str] = []
     print("decode: one decode pass vs all small front-ends x 3 seeds", flush=True)
-    df = bench_decode(args.decode_clips, mm, dev, root=args.decode_root, workers=args.workers)
-    df.to_csv(args.out / "decode.csv", index=False)
-    md += ["## Decode once", "", markdown_table(df), ""]
-    return md
+    return table_lines(args.out, "decode", "Decode once",
+                       bench_decode(args.decode_clips, mm, dev, root=args.decode_root, workers=args.workers))

@@ -18,7 +18,7 @@ from elmarc.extract.feature_cache import FeatureEntry
 from elmarc.extract.loop import run_extraction
 from elmarc.frontends import build_frontend
 
-from .common import extraction_for, in_memory_rate, markdown_table, peak_rss_mb, reset_peak_rss, synth_files
+from .common import extraction_for, in_memory_rate, peak_rss_mb, reset_peak_rss, synth_files, table_lines
 
 
 def _extract_from_files(root: Path, cfg_name: str, width: str, cache: Path, workers: int | None, batch: int,
@@ -81,11 +81,8 @@ def bench_e2e(n: int, dev, pairs, workers: int | None, gpu_batches: bool) -> pd.
 
 def run(args, mm: float, dev) -> list[str]:
     """Time this section; write its CSV under args.out; the report's lines."""
-    md: list[str] = []
     print("e2e: extraction from files vs in memory", flush=True)
-    df = bench_e2e(args.e2e_clips, dev, [("vgg", "large"), ("7x86", "large"), ("vgg", "small")], args.workers,
-                   gpu_batches=dev.type == "cuda")
-    df.to_csv(args.out / "e2e.csv", index=False)
-    md += ["## End to end: from 44.1 kHz WAV files (decode + resample + model inputs, as extraction makes them) "
-           "and from the decoded-audio cache", "", markdown_table(df), ""]
-    return md
+    return table_lines(args.out, "e2e", "End to end: from 44.1 kHz WAV files (decode + resample + model inputs, as extraction makes them) "
+           "and from the decoded-audio cache",
+                       bench_e2e(args.e2e_clips, dev, [("vgg", "large"), ("7x86", "large"), ("vgg", "small")], args.workers,
+                   gpu_batches=dev.type == "cuda"))

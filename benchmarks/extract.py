@@ -13,7 +13,7 @@ from elmarc.describe import runnable_frontend_configs as frontend_configs
 from elmarc.frontends import build_frontend
 from elmarc.frontends.speed import SpeedPolicy
 
-from .common import batch_sizes, example_batch, markdown_table, peak_gpu_mb, peak_rss_mb, reset_peak_rss, run_context, sync
+from .common import batch_sizes, example_batch, peak_gpu_mb, peak_rss_mb, reset_peak_rss, run_context, sync, table_lines
 
 
 def bench_extract(widths, names, min_seconds: float, mm: float, dev, precision: str = "32-true",
@@ -85,10 +85,7 @@ def bench_extract(widths, names, min_seconds: float, mm: float, dev, precision: 
 
 def run(args, mm: float, dev) -> list[str]:
     """Time this section; write its CSV under args.out; the report's lines."""
-    md: list[str] = []
     print("extract: every front-end on 29-s inputs", flush=True)
-    df = bench_extract(args.widths.split(","), set(filter(None, args.frontends.split(","))), args.min_seconds, mm, dev,
-                       args.precision, args.gpu_batch_only, args.compile, tuple(args.conv_forms.split(",")))
-    df.to_csv(args.out / "extract.csv", index=False)
-    md += ["## Front-ends on 29-s inputs (in memory)", "", markdown_table(df), ""]
-    return md
+    return table_lines(args.out, "extract", "Front-ends on 29-s inputs (in memory)",
+                       bench_extract(args.widths.split(","), set(filter(None, args.frontends.split(","))), args.min_seconds, mm, dev,
+                       args.precision, args.gpu_batch_only, args.compile, tuple(args.conv_forms.split(","))))

@@ -12,7 +12,7 @@ import pandas as pd
 
 from elmarc.datasets.fingerprint import content_digests
 
-from .common import US8K_BYTES, US8K_FILES, markdown_table, synth_files
+from .common import US8K_BYTES, US8K_FILES, synth_files, table_lines
 
 
 def bench_fingerprint(root: Path | None, tmp: Path) -> pd.DataFrame:
@@ -51,6 +51,5 @@ def run(args, mm: float, dev) -> list[str]:
     print("fingerprint: keying a dataset by its content", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         df = bench_fingerprint(args.decode_root, Path(tmp))
-    df.to_csv(args.out / "fingerprint.csv", index=False)
-    md += ["## Content keys: every file hashed against digests remembered (per job)", "", markdown_table(df), ""]
+    md += table_lines(args.out, "fingerprint", "Content keys: every file hashed against digests remembered (per job)", df)
     return md

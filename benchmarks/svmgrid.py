@@ -14,7 +14,7 @@ from elmarc.classify.protocols import best_index
 from elmarc.classify.splits import Split
 from elmarc.classify.svm import SVMGrid
 
-from .common import markdown_table, random_cnn_like_features
+from .common import random_cnn_like_features, table_lines
 
 
 def bench_svmgrid(n: int, dim: int, folds: int) -> pd.DataFrame:
@@ -58,9 +58,6 @@ def bench_svmgrid(n: int, dim: int, folds: int) -> pd.DataFrame:
 
 def run(args, mm: float, dev) -> list[str]:
     """Time this section; write its CSV under args.out; the report's lines."""
-    md: list[str] = []
     print("svmgrid: 32-setting grid vs GridSearchCV", flush=True)
-    df = bench_svmgrid(1000, 3584, 5)
-    df.to_csv(args.out / "svmgrid.csv", index=False)
-    md += ["## SVM grid vs scikit-learn GridSearchCV (1000 x 3584, 5 folds, 32 settings)", "", markdown_table(df), ""]
-    return md
+    return table_lines(args.out, "svmgrid", "SVM grid vs scikit-learn GridSearchCV (1000 x 3584, 5 folds, 32 settings)",
+                       bench_svmgrid(1000, 3584, 5))

@@ -26,3 +26,19 @@ def example_inputs():
     wave = torch.from_numpy((0.1 * rng.standard_normal((2, 350000))).astype(np.float32))
     audio = [torch.from_numpy((0.1 * rng.standard_normal(n)).astype(np.float32)) for n in (36000, 50000)]
     return {"logmel": logmel, "waveform": wave, "audio": audio}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_native_build(tmp_path_factory):
+    """The native kernel is built once for the session (ELMARC_NATIVE_DIR), not once per test's fresh cache;
+    the tests of where it is built set their own folder or leave the variable out."""
+    import os
+
+    folder = tmp_path_factory.mktemp("native")
+    before = os.environ.get("ELMARC_NATIVE_DIR")
+    os.environ["ELMARC_NATIVE_DIR"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("ELMARC_NATIVE_DIR", None)
+    else:
+        os.environ["ELMARC_NATIVE_DIR"] = before

@@ -161,7 +161,8 @@ def test_sigkill_then_resume_gives_identical_features(tmp_path, caplog):
 # ----------------------------------------------------------------------------- 4. concurrency
 @pytest.mark.slow
 def test_two_processes_share_one_cache(tmp_path):
-    env = {**os.environ, "ELMARC_CACHE": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1"}
+    env = {k: v for k, v in os.environ.items() if k != "ELMARC_NATIVE_DIR"}       # the kernel goes to the cache's folder
+    env.update(ELMARC_CACHE=str(tmp_path / "cache"), PYTHONUNBUFFERED="1")
     args = [*TINY, "dataset.n_per_class=10", "frontend=7x86", "extract.batch_size=4", "stage=extract"]
     procs = [subprocess.Popen([sys.executable, "-m", "elmarc.main", *args, f"hydra.run.dir={tmp_path / f'r{i}'}"],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
