@@ -15,7 +15,6 @@ from omegaconf import DictConfig
 
 from .config import register_configs
 from .errors import Stopped, UserError
-from .pipeline import run_job
 
 log = logging.getLogger("elmarc")
 register_configs()
@@ -23,6 +22,9 @@ register_configs()
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
+    # torch, scikit-learn and the rest load here: a config Hydra refuses is told in half a second
+    from .pipeline import run_job
+
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     single_run = hydra_cfg.mode == RunMode.RUN

@@ -6,7 +6,22 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-torch.set_num_threads(2)
+
+
+def _one_core_per_worker() -> int:
+    """Under pytest-xdist (make test: one worker per core) each worker, and every job and subprocess it starts,
+    runs on a core of its own, as a job under a parallel launcher does: no worker's threads crowd another's."""
+    import os
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if not worker.startswith("gw") or len(cores) < 2:
+        return len(cores) or 2
+    os.sched_setaffinity(0, {cores[int(worker[2:]) % len(cores)]})
+    return 1
+
+
+torch.set_num_threads(_one_core_per_worker())
 
 
 @pytest.fixture(scope="session")

@@ -106,7 +106,7 @@ def _main_with(monkeypatch, tmp_path, error):
     def boom(cfg, out_dir, *args, **kwargs):
         raise error
 
-    monkeypatch.setattr(entry, "run_job", boom)
+    monkeypatch.setattr("elmarc.pipeline.run_job", boom)
     monkeypatch.setattr(sys, "argv", ["elmarc", f"hydra.run.dir={tmp_path / 'r'}"])
     with pytest.raises(SystemExit) as ended:
         entry.main()
