@@ -37,12 +37,14 @@ run: install
 	  frontend=$(ALL_FRONTENDS) seed=$(SEEDS) classifier=svm,elm extract.progress=false \
 	  hydra.sweep.dir=$$dir || { $(PYTHON) -m elmarc.report $$dir; exit 1; }
 
+# one pytest worker per core, each pinned to its core (tests/conftest.py); PYTEST_WORKERS=0 runs them in this process
+PYTEST_WORKERS ?= auto
 test: install
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -n $(PYTEST_WORKERS)
 
 # the inner loop: every test but those marked slow (whole jobs, sweeps, subprocesses, training, kills)
 test-quick: install
-	$(PYTHON) -m pytest -q -m "not slow"
+	$(PYTHON) -m pytest -q -n $(PYTEST_WORKERS) -m "not slow"
 
 describe: install
 	$(PYTHON) -m elmarc.describe
