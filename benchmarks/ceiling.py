@@ -2,8 +2,7 @@
 (the batch extraction uses), as a fraction of the matmul rate, as one product with a fresh output and in
 blocks of 1024 rows into a reused buffer (how the blocked forms run them): what a convolution form built on
 matrix products can reach on this host; and for the layers max-pooled over frequency (7x96, 7x86, timbral
-branches) their products alone, with the running maximum over the offsets, and as extracted
-"""
+branches) their products alone, with the running maximum over the offsets, and as extracted"""
 from __future__ import annotations
 
 import functools
@@ -23,6 +22,24 @@ from elmarc.frontends.speed import SpeedPolicy, ops
 from elmarc.frontends.speed.ops import direct_convolution
 
 from .common import markdown_table, sync, table_lines
+
+
+def run(args, mm: float, dev) -> list[str]:
+    """Time this section; write its CSV under args.out; the report's lines."""
+    md: list[str] = []
+    print("ceiling: matrix products at each convolution's im2col shape", flush=True)
+    names = set(filter(None, args.frontends.split(",")))
+    df = bench_ceiling(args.widths.split(","), names, mm, dev)
+    df.to_csv(args.out / "ceiling.csv", index=False)
+    md += ["## GEMM ceiling: torch.mm at each convolution's im2col shape, one product with a fresh output and "
+           "blocks of 1024 rows into a reused buffer (what a form built on matrix products can reach here)", "",
+           markdown_table(df), ""]
+    if dev.type == "cpu":                         # the patch products are a CPU form
+        print("ceiling: the layers max-pooled over frequency, products / + running maximum / as extracted", flush=True)
+        freq = bench_max_freq(args.widths.split(","), names, mm, dev)
+        md += table_lines(args.out, "ceiling_max_freq", "Layers max-pooled over frequency: their products alone, with the running maximum, and as "
+               "extracted (fractions of matmul)", freq)
+    return md
 
 
 def conv_gemm_shapes(model: torch.nn.Module, example: torch.Tensor) -> list[tuple[int, int, int]]:
@@ -97,7 +114,6 @@ def bench_ceiling(widths, names, mm: float, dev, rows: int = 1024) -> pd.DataFra
 def max_freq_layers(model: torch.nn.Module) -> list[tuple[int, int, int, int]]:
     """(kt, kf, filters, time padding) of each one-channel conv whose maps are max-pooled over all their
     frequency offsets (7x96, 7x86, the timbral branches), or [] for other front-ends."""
-
     if isinstance(model, Conv7xN):
         convs = [model.conv]
     elif isinstance(model, Musical) and model.timbral is not None:
@@ -125,7 +141,6 @@ def bench_max_freq(widths, names, mm: float, dev, rows: int = 512) -> pd.DataFra
     into a reused buffer, on the strided patch matrix), the same with the running maximum, the native
     kernel (the maximum kept in registers; where a compiler built it), and the layer as extraction runs
     it (conv2d_max_freq_relu_mean, its measured form): where the time goes."""
-
     def best(fn, reps=3):
         fn()
         times = []
@@ -170,21 +185,3 @@ def bench_max_freq(widths, names, mm: float, dev, rows: int = 512) -> pd.DataFra
                   f"{100 * frac['products']:5.1f}% of matmul, with the running maximum {100 * frac['with_maximum']:5.1f}%, "
                   f"native kernel {100 * frac['native']:5.1f}%, the layers as extracted {100 * frac['layer']:5.1f}%", flush=True)
     return pd.DataFrame(out_rows)
-
-
-def run(args, mm: float, dev) -> list[str]:
-    """Time this section; write its CSV under args.out; the report's lines."""
-    md: list[str] = []
-    print("ceiling: matrix products at each convolution's im2col shape", flush=True)
-    names = set(filter(None, args.frontends.split(",")))
-    df = bench_ceiling(args.widths.split(","), names, mm, dev)
-    df.to_csv(args.out / "ceiling.csv", index=False)
-    md += ["## GEMM ceiling: torch.mm at each convolution's im2col shape, one product with a fresh output and "
-           "blocks of 1024 rows into a reused buffer (what a form built on matrix products can reach here)", "",
-           markdown_table(df), ""]
-    if dev.type == "cpu":                         # the patch products are a CPU form
-        print("ceiling: the layers max-pooled over frequency, products / + running maximum / as extracted", flush=True)
-        freq = bench_max_freq(args.widths.split(","), names, mm, dev)
-        md += table_lines(args.out, "ceiling_max_freq", "Layers max-pooled over frequency: their products alone, with the running maximum, and as "
-               "extracted (fractions of matmul)", freq)
-    return md

@@ -1,6 +1,5 @@
 """make bench, section classify: the classifier stage at the paper's largest scale (UrbanSound8K: 8732 x 3584, 10
-folds), timed on a subset of folds and projected
-"""
+folds), timed on a subset of folds and projected"""
 from __future__ import annotations
 
 import os
@@ -16,9 +15,16 @@ from elmarc.classify.svm import SVMGrid
 from .common import random_cnn_like_features, table_lines, temporal_like_features
 
 
+def run(args, mm: float, dev) -> list[str]:
+    """Time this section; write its CSV under args.out; the report's lines."""
+    print("classify: UrbanSound8K scale", flush=True)
+    return table_lines(args.out, "classify", "Classifier stage at UrbanSound8K scale (8732 x 3584, paper protocol)",
+                       bench_classify(8732, 3584, 10, args.classify_folds, n_jobs=max(1, os.cpu_count() or 1),
+                        max_iter=args.classify_max_iter))
+
+
 def bench_classify(n: int, dim: int, folds: int, timed_folds: int, n_jobs: int, max_iter: int) -> pd.DataFrame:
     """Paper protocol at UrbanSound8K scale; times `timed_folds` of the folds and projects."""
-
     fold = np.random.default_rng(1).permutation(n) % folds
     splits = [Split(f"f{k}", np.flatnonzero(fold != k), np.flatnonzero(fold == k), k, "outer") for k in range(timed_folds)]
     rows = []
@@ -44,11 +50,3 @@ def bench_classify(n: int, dim: int, folds: int, timed_folds: int, n_jobs: int, 
               f"({jobs} grids): {rows[-1]['paper_sweep_paper_protocol_h']} h with the paper protocol, "
               f"{rows[-1]['paper_sweep_with_nested_h']} h with nested too", flush=True)
     return pd.DataFrame(rows)
-
-
-def run(args, mm: float, dev) -> list[str]:
-    """Time this section; write its CSV under args.out; the report's lines."""
-    print("classify: UrbanSound8K scale", flush=True)
-    return table_lines(args.out, "classify", "Classifier stage at UrbanSound8K scale (8732 x 3584, paper protocol)",
-                       bench_classify(8732, 3584, 10, args.classify_folds, n_jobs=max(1, os.cpu_count() or 1),
-                        max_iter=args.classify_max_iter))

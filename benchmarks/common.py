@@ -68,7 +68,6 @@ def peak_gpu_mb(dev) -> float | None:
 
 def run_context(dev, precision: str):
     """fp32 (TF32 off, as extraction runs it), TF32, or bf16 autocast: the precision a row was timed in."""
-
     stack = contextlib.ExitStack()
     stack.enter_context(torch.inference_mode())
     stack.enter_context(float32_math(precision == "tf32"))

@@ -1,5 +1,4 @@
-"""make bench, section decode: decode once: seconds of the decode pass against all small front-ends x 3 seeds
-"""
+"""make bench, section decode: decode once: seconds of the decode pass against all small front-ends x 3 seeds"""
 from __future__ import annotations
 
 import tempfile
@@ -20,11 +19,17 @@ from elmarc.frontends import build_frontend
 from .common import extraction_for, in_memory_rate, synth_files, table_lines
 
 
+def run(args, mm: float, dev) -> list[str]:
+    """Time this section; write its CSV under args.out; the report's lines."""
+    print("decode: one decode pass vs all small front-ends x 3 seeds", flush=True)
+    return table_lines(args.out, "decode", "Decode once",
+                       bench_decode(args.decode_clips, mm, dev, root=args.decode_root, workers=args.workers))
+
+
 def bench_decode(n: int, mm: float, dev, seeds=(0, 1, 2), root: Path | None = None,
                  workers: int | None = None) -> pd.DataFrame:
     """One decode pass vs every small front-end x seeds extracted from the decoded-audio cache, with what
     the networks alone need for those clips: measured on in-memory inputs, and at the matmul rate."""
-
     gpu = dev.type == "cuda"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,10 +66,3 @@ def bench_decode(n: int, mm: float, dev, seeds=(0, 1, 2), root: Path | None = No
               f"{total:.1f} s ({total / jobs:.2f} s each); the networks alone {in_memory:.1f} s in memory, "
               f"{floor:.1f} s at the matmul rate", flush=True)
     return pd.DataFrame(rows)
-
-
-def run(args, mm: float, dev) -> list[str]:
-    """Time this section; write its CSV under args.out; the report's lines."""
-    print("decode: one decode pass vs all small front-ends x 3 seeds", flush=True)
-    return table_lines(args.out, "decode", "Decode once",
-                       bench_decode(args.decode_clips, mm, dev, root=args.decode_root, workers=args.workers))

@@ -1,7 +1,6 @@
 """make bench, section e2e: extraction from audio files (decode + resample + model inputs, as extraction makes
 them, the real Lightning path) against the same model on in-memory inputs; peak memory for N and 2N clips (it
-must not grow with the number of clips)
-"""
+must not grow with the number of clips)"""
 from __future__ import annotations
 
 import tempfile
@@ -21,12 +20,20 @@ from elmarc.frontends import build_frontend
 from .common import extraction_for, in_memory_rate, peak_rss_mb, reset_peak_rss, synth_files, table_lines
 
 
+def run(args, mm: float, dev) -> list[str]:
+    """Time this section; write its CSV under args.out; the report's lines."""
+    print("e2e: extraction from files vs in memory", flush=True)
+    return table_lines(args.out, "e2e", "End to end: from 44.1 kHz WAV files (decode + resample + model inputs, as extraction makes them) "
+           "and from the decoded-audio cache",
+                       bench_e2e(args.e2e_clips, dev, [("vgg", "large"), ("7x86", "large"), ("vgg", "small")], args.workers,
+                   gpu_batches=dev.type == "cuda"))
+
+
 def _extract_from_files(root: Path, cfg_name: str, width: str, cache: Path, workers: int | None, batch: int,
                         audio_cache: bool = False) -> float:
     """Seconds of the real extraction path from files: decode + resample + model inputs in DataLoader
     workers, or (audio_cache) model inputs from the decoded-audio cache, which is filled untimed first
     (a sweep decodes once per dataset; every later job reads the cache)."""
-
     cfg = frontend_configs()[cfg_name]
     source = build_dataset({"_target_": "elmarc.datasets.folder.build", "root": str(root), "n_folds": 2})
     inputs = InputConfig()
@@ -77,12 +84,3 @@ def bench_e2e(n: int, dev, pairs, workers: int | None, gpu_batches: bool) -> pd.
                       f"({n} clips), {2 * n / t_2n:6.2f} ({2 * n} clips), steady {steady:6.2f} ({100 * steady / mem:5.1f}% of in "
                       f"memory), start-up {t_n - n / steady:.1f} s; peak RSS {rss_n:.0f} MB / {rss_2n:.0f} MB", flush=True)
     return pd.DataFrame(rows)
-
-
-def run(args, mm: float, dev) -> list[str]:
-    """Time this section; write its CSV under args.out; the report's lines."""
-    print("e2e: extraction from files vs in memory", flush=True)
-    return table_lines(args.out, "e2e", "End to end: from 44.1 kHz WAV files (decode + resample + model inputs, as extraction makes them) "
-           "and from the decoded-audio cache",
-                       bench_e2e(args.e2e_clips, dev, [("vgg", "large"), ("7x86", "large"), ("vgg", "small")], args.workers,
-                   gpu_batches=dev.type == "cuda"))

@@ -1,6 +1,5 @@
 """make bench, section extract: every front-end x width on 29-s inputs: clips/s, MACs/clip (from the model),
-GFLOP/s, fraction of the fp32 matmul rate measured in the same run, peak resident memory
-"""
+GFLOP/s, fraction of the fp32 matmul rate measured in the same run, peak resident memory"""
 from __future__ import annotations
 
 import time
@@ -16,12 +15,19 @@ from elmarc.frontends.speed import SpeedPolicy
 from .common import batch_sizes, example_batch, peak_gpu_mb, peak_rss_mb, reset_peak_rss, run_context, sync, table_lines
 
 
+def run(args, mm: float, dev) -> list[str]:
+    """Time this section; write its CSV under args.out; the report's lines."""
+    print("extract: every front-end on 29-s inputs", flush=True)
+    return table_lines(args.out, "extract", "Front-ends on 29-s inputs (in memory)",
+                       bench_extract(args.widths.split(","), set(filter(None, args.frontends.split(","))), args.min_seconds, mm, dev,
+                       args.precision, args.gpu_batch_only, args.compile, tuple(args.conv_forms.split(","))))
+
+
 def bench_extract(widths, names, min_seconds: float, mm: float, dev, precision: str = "32-true",
                   gpu_batch_only: bool = False, compile_model: bool = False,
                   modes: tuple[str, ...] = ("plain", "rule", "auto")) -> pd.DataFrame:
     """Every front-end with each way of choosing its layers' forms (elmarc.frontends.speed): plain, the
     layers' own rules, and measured here (auto; the choices and their timings are printed)."""
-
     rows = []
     for name, cfg in frontend_configs().items():
         if names and name not in names:
@@ -81,11 +87,3 @@ def bench_extract(widths, names, min_seconds: float, mm: float, dev, precision: 
                     print(f"      chose {policy.choices[key]:<10} for {key}: "
                           + ", ".join(f"{f} {t * 1e3:.2f} ms" for f, t in secs.items()), flush=True)
     return pd.DataFrame(rows)
-
-
-def run(args, mm: float, dev) -> list[str]:
-    """Time this section; write its CSV under args.out; the report's lines."""
-    print("extract: every front-end on 29-s inputs", flush=True)
-    return table_lines(args.out, "extract", "Front-ends on 29-s inputs (in memory)",
-                       bench_extract(args.widths.split(","), set(filter(None, args.frontends.split(","))), args.min_seconds, mm, dev,
-                       args.precision, args.gpu_batch_only, args.compile, tuple(args.conv_forms.split(","))))

@@ -1,7 +1,6 @@
 """make bench, section fingerprint: what keying a dataset by its content costs: every file hashed (XXH3-128), and
 a job that finds the digests remembered (a stat per file); ESC-10 measured (--decode-root, else synthetic
-files of its size), UrbanSound8K projected from the measured rates
-"""
+files of its size), UrbanSound8K projected from the measured rates"""
 from __future__ import annotations
 
 import tempfile
@@ -15,10 +14,19 @@ from elmarc.datasets.fingerprint import content_digests
 from .common import US8K_BYTES, US8K_FILES, synth_files, table_lines
 
 
+def run(args, mm: float, dev) -> list[str]:
+    """Time this section; write its CSV under args.out; the report's lines."""
+    md: list[str] = []
+    print("fingerprint: keying a dataset by its content", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        df = bench_fingerprint(args.decode_root, Path(tmp))
+    md += table_lines(args.out, "fingerprint", "Content keys: every file hashed against digests remembered (per job)", df)
+    return md
+
+
 def bench_fingerprint(root: Path | None, tmp: Path) -> pd.DataFrame:
     """Keying a dataset by content: hashing every file (page cache warm: the hash's own cost; a first read
     from disk adds the disk's time) against a job that finds every digest remembered."""
-
     if root is None:
         root = synth_files(tmp / "audio", 400, seconds=5.0)        # ESC-10's count and length
     paths = sorted(str(p) for p in Path(root).rglob("*") if p.suffix in (".ogg", ".wav", ".flac"))
@@ -43,13 +51,3 @@ def bench_fingerprint(root: Path | None, tmp: Path) -> pd.DataFrame:
         print(f"  {r['dataset']}: {r['files']} files, {r['MB']} MB: hashed in {r['hash_all_s']} s "
               f"({r['hash_MB_per_s']} MB/s, page cache warm), remembered digests in {r['remembered_s']} s", flush=True)
     return pd.DataFrame(rows)
-
-
-def run(args, mm: float, dev) -> list[str]:
-    """Time this section; write its CSV under args.out; the report's lines."""
-    md: list[str] = []
-    print("fingerprint: keying a dataset by its content", flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        df = bench_fingerprint(args.decode_root, Path(tmp))
-    md += table_lines(args.out, "fingerprint", "Content keys: every file hashed against digests remembered (per job)", df)
-    return md

@@ -1,7 +1,6 @@
 """make bench, section svmconv: every SVM setting on one split, before (libsvm to convergence) and after (SMO
 budget + exact solve): seconds, and the same decisions? Per front-end on cached features (--svmconv-features;
-make bench passes ESC-10's) and on the synthetic tasks, as extracted and standardised
-"""
+make bench passes ESC-10's) and on the synthetic tasks, as extracted and standardised"""
 from __future__ import annotations
 
 import tempfile
@@ -24,9 +23,20 @@ from elmarc.job import plan_job
 from .common import markdown_table
 
 
+def run(args, mm: float, dev) -> list[str]:
+    """Time this section; write its CSV under args.out; the report's lines."""
+    md: list[str] = []
+    print("svmconv: every SVM setting before (libsvm to convergence) and after (SMO budget + exact solve)", flush=True)
+    dirs = [Path(d) for d in args.svmconv_features.split(",") if d]
+    df = bench_svmconv(dirs, synthetic=not args.svmconv_no_synthetic)
+    df.to_csv(args.out / "svmconv.csv", index=False)
+    md += ["## The 32-setting SVM grid on one 80/20 split, before and after (seconds)", "",
+           markdown_table(svmconv_summary(df)), ""]
+    return md
+
+
 def synthetic_task_features(tmp: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """Features of every front-end at the small width on both embedded synthetic tasks (as make run extracts them)."""
-
     sets = []
     for task in ("rhythm", "timbre"):
         for name in frontend_configs():
@@ -92,15 +102,3 @@ def svmconv_summary(df: pd.DataFrame) -> pd.DataFrame:
         "max_iterations_per_pair": g.iterations.max(), "settings_solved_exactly": g.exact_pairs.apply(lambda e: int((e > 0).sum())),
         "same_decisions": g.same_decisions.sum().astype(str) + "/" + g.size().astype(str),
     }).reset_index()
-
-
-def run(args, mm: float, dev) -> list[str]:
-    """Time this section; write its CSV under args.out; the report's lines."""
-    md: list[str] = []
-    print("svmconv: every SVM setting before (libsvm to convergence) and after (SMO budget + exact solve)", flush=True)
-    dirs = [Path(d) for d in args.svmconv_features.split(",") if d]
-    df = bench_svmconv(dirs, synthetic=not args.svmconv_no_synthetic)
-    df.to_csv(args.out / "svmconv.csv", index=False)
-    md += ["## The 32-setting SVM grid on one 80/20 split, before and after (seconds)", "",
-           markdown_table(svmconv_summary(df)), ""]
-    return md

@@ -1,6 +1,5 @@
 """make bench, section svmgrid: our 32-setting SVM grid against GridSearchCV(SVC) on the same folds (same
-selection?)
-"""
+selection?)"""
 from __future__ import annotations
 
 import time
@@ -15,6 +14,13 @@ from elmarc.classify.splits import Split
 from elmarc.classify.svm import SVMGrid
 
 from .common import random_cnn_like_features, table_lines
+
+
+def run(args, mm: float, dev) -> list[str]:
+    """Time this section; write its CSV under args.out; the report's lines."""
+    print("svmgrid: 32-setting grid vs GridSearchCV", flush=True)
+    return table_lines(args.out, "svmgrid", "SVM grid vs scikit-learn GridSearchCV (1000 x 3584, 5 folds, 32 settings)",
+                       bench_svmgrid(1000, 3584, 5))
 
 
 def bench_svmgrid(n: int, dim: int, folds: int) -> pd.DataFrame:
@@ -54,10 +60,3 @@ def bench_svmgrid(n: int, dim: int, folds: int) -> pd.DataFrame:
           f"({theirs / ours:.1f}x); best {ours_setting} vs {p}; accuracy {row['elmarc_best_accuracy']} vs "
           f"{row['gridsearchcv_best_accuracy']}; largest difference over all 32 settings {row['max_abs_diff_any_setting']:.4f}", flush=True)
     return pd.DataFrame([row])
-
-
-def run(args, mm: float, dev) -> list[str]:
-    """Time this section; write its CSV under args.out; the report's lines."""
-    print("svmgrid: 32-setting grid vs GridSearchCV", flush=True)
-    return table_lines(args.out, "svmgrid", "SVM grid vs scikit-learn GridSearchCV (1000 x 3584, 5 folds, 32 settings)",
-                       bench_svmgrid(1000, 3584, 5))
