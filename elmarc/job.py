@@ -40,10 +40,6 @@ class Job:
     grid: GridJob                # the classifier grid, protocol, seed and row labels
     recipe: RecipeConfig         # how the train stage trains
 
-    @property
-    def seed(self) -> int:
-        return self.grid.seed
-
 
 def plan_job(cfg: DictConfig) -> Job:
     """The config turned into a Job (see the module's docstring for the order of the checks)."""
