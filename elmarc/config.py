@@ -15,6 +15,8 @@ from typing import Any, Optional
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir, initialize_config_module
 from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from hydra.initialize import get_gh_backup, restore_gh_from_backup
 from hydra.utils import get_object
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -356,12 +358,18 @@ def register_configs() -> None:
 
 def compose(overrides=(), config_dir: str | None = None) -> DictConfig:
     """The job config as ``elmarc <overrides>`` composes it, from Python (config_dir: a config folder
-    to use instead of the packaged one)."""
+    to use instead of the packaged one); also inside a running Hydra app (a HEAR module used as a
+    front-end calls it), whose own Hydra state is put back afterwards."""
     register_configs()
-    init = (initialize_config_dir(str(config_dir), version_base="1.3") if config_dir
-            else initialize_config_module("elmarc.conf", version_base="1.3"))
-    with init:
-        return hydra_compose("config", overrides=list(overrides))
+    running = get_gh_backup()
+    GlobalHydra.instance().clear()
+    try:
+        init = (initialize_config_dir(str(config_dir), version_base="1.3") if config_dir
+                else initialize_config_module("elmarc.conf", version_base="1.3"))
+        with init:
+            return hydra_compose("config", overrides=list(overrides))
+    finally:
+        restore_gh_from_backup(running)
 
 
 # ----------------------------------------------------------------------------- rules across fields

@@ -9,6 +9,7 @@ has no convolution (n/a).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +19,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .config import FrontendConfig, with_schema
+from .errors import UserError
 from .frontends import build_frontend
 from .frontends.speed.ops import direct_convolution
 
@@ -96,9 +98,13 @@ def main(argv=None) -> int:
     ap.add_argument("--hear", action="append", default=[], metavar="MODULE[:MODEL_FILE]",
                     help="also describe a HEAR module as a front-end (repeatable)")
     args = ap.parse_args(argv)
-    configs = frontend_configs(args.conf)
-    configs.update(hear_config(spec, configs["hear"]) for spec in args.hear)
-    df = describe(configs)
+    try:
+        configs = frontend_configs(args.conf)
+        configs.update(hear_config(spec, configs["hear"]) for spec in args.hear)
+        df = describe(configs)
+    except UserError as exc:          # the same one line and exit code as elmarc's
+        print(f"elmarc.describe: error: {exc}", file=sys.stderr)
+        return 2
     print(to_markdown(df))
     if args.csv:
         df.to_csv(args.csv, index=False)

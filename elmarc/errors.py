@@ -16,7 +16,6 @@ class Stopped(BaseException):
     so that no `except Exception` on the way swallows it; exit status 128 + the signal's number."""
 
     def __init__(self, signum: int):
-
         self.signum, self.name = int(signum), signal.Signals(signum).name
         super().__init__(f"stopped by {self.name}")
 

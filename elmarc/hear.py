@@ -84,8 +84,17 @@ class ElmarcHearModel(nn.Module):
 
     @torch.no_grad()
     def embed(self, clips: list[np.ndarray], batch_size: int = 16) -> torch.Tensor:
-        outs = [self.frontend(self.inputs(clips[i:i + batch_size])).float().cpu() for i in range(0, len(clips), batch_size)]
+        """Scene embeddings of clips, in batches, with the inputs on the model's device (HEAR's runners move
+        the model to a GPU when there is one)."""
+        device = next((p.device for p in self.frontend.parameters()), torch.device("cpu"))
+        outs = [self.frontend(to_device(self.inputs(clips[i:i + batch_size]), device)).float().cpu()
+                for i in range(0, len(clips), batch_size)]
         return torch.cat(outs) if outs else torch.zeros(0, self.scene_embedding_size)
+
+
+def to_device(inputs, device: torch.device):
+    """A batch of model inputs (a tensor, or a list of whole clips) on device."""
+    return inputs.to(device) if isinstance(inputs, torch.Tensor) else [x.to(device) for x in inputs]
 
 
 def load_model(model_file_path: str = "", hop_ms: float = TIMESTAMP_HOP_MS, window_ms: float = TIMESTAMP_WINDOW_MS,

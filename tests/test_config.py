@@ -77,3 +77,22 @@ def test_config_mistakes_on_the_command_line(tmp_path):
     assert out.returncode != 0 and "dataset.rooot" in out.stderr
 
 
+
+
+def test_an_argument_the_frontend_does_not_take_is_named_and_a_failure_inside_it_is_not(monkeypatch):
+    """frontend.model keys are checked against the class's signature before it runs; a TypeError raised inside
+    the class is its own failure and keeps its traceback, never dressed up as a misspelt key."""
+    from elmarc.frontends import build_frontend
+    from elmarc.frontends.spectrogram import VGG
+
+    cfg = compose_cfg(["frontend=vgg", "+frontend.model.nff=3"])
+    with pytest.raises(ConfigError, match="frontend.model: got an unexpected keyword argument 'nff'"):
+        build_frontend(cfg.frontend, "small", 0)
+
+    def broken_init(self, nf, *args, **kwargs):
+        raise TypeError("a bug inside the class")
+
+    monkeypatch.setattr(VGG, "__init__", broken_init)
+    with pytest.raises(Exception) as info:
+        build_frontend(compose_cfg(["frontend=vgg"]).frontend, "small", 0)
+    assert not isinstance(info.value, ConfigError) and "a bug inside the class" in repr(info.value.__cause__ or info.value)

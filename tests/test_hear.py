@@ -116,6 +116,79 @@ def test_a_module_that_breaks_the_api_gets_a_clear_error_and_no_cache_entry(tmp_
     assert not (tmp_path / "cache" / "features").exists() or not any((tmp_path / "cache" / "features").iterdir())
 
 
+@pytest.mark.parametrize("defect,message", [
+    ("load", r"HEAR module 'hearmods.broken': load_model raised TypeError: melspectrogram\(\) takes 0 positional"),
+    ("raise", r"HEAR module 'hearmods.broken': get_scene_embeddings raised ValueError: the window is longer")])
+def test_a_modules_own_failure_names_the_module_and_shows_its_message(tmp_path, defect, message):
+    """A TypeError inside the module is the module's failure, not a misspelt config key."""
+    f = tmp_path / "defect.txt"
+    f.write_text(defect)
+    with pytest.raises(UserError, match=message) as info:
+        run_job([*TINY, "frontend=hear", "frontend.model.module=hearmods.broken", f"frontend.model.model_file={f}"],
+                tmp_path / "run", tmp_path / "cache")
+    assert "frontend.model:" not in str(info.value)
+
+
+def test_load_model_works_inside_a_running_hydra_app():
+    """HEAR tools, and elmarc itself (frontend=hear frontend.model.module=elmarc.hear), call load_model while a
+    Hydra app runs: it composes its own config and leaves the app's Hydra state as it was."""
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    with initialize_config_module("elmarc.conf", version_base="1.3"):
+        before = GlobalHydra.instance().hydra
+        model = hear.load_model("7x96:small:1")
+        assert GlobalHydra.instance().is_initialized() and GlobalHydra.instance().hydra is not None
+        assert type(GlobalHydra.instance().hydra) is type(before)
+    assert model.spec == "7x96:small:1"
+
+
+def test_elmarc_as_a_hear_module_is_a_front_end(tmp_path):
+    run_job([*TINY, "frontend=hear", "frontend.model.module=elmarc.hear"], tmp_path / "run", tmp_path / "cache")
+    rows = pd.read_csv(tmp_path / "run" / "results.csv")
+    assert set(rows.frontend) == {"hear:elmarc.hear"} and rows.accuracy.notna().all()
+
+
+def test_an_edited_local_module_is_extracted_again(tmp_path, monkeypatch, caplog):
+    """A module without a version: its source is in the key, so editing it makes new features."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    from helpers import log_text
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    source = tmp_path / "localmel.py"
+    shutil.copy(Path(__file__).parent / "hearmods" / "tinymel.py", source)
+    source.write_text(source.read_text().replace('__version__ = "0.1"\n', ""))
+    job = [*TINY, "frontend=hear", "frontend.model.module=localmel", "stage=extract"]
+    run_job(job, tmp_path / "a", tmp_path / "cache")
+    source.write_text(source.read_text() + "\nN_MELS = N_MELS // 2\n")      # an edit that changes the embeddings
+    sys.modules.pop("localmel", None)                                     # a new process imports it afresh
+    caplog.set_level("INFO")
+    run_job(job, tmp_path / "b", tmp_path / "cache")
+    assert "nothing to extract" not in log_text(caplog)
+    assert len(list((tmp_path / "cache" / "features").iterdir())) == 2
+
+
+def test_scene_embeddings_follow_the_models_device():
+    """HEAR's runners move the model to a GPU when there is one: the inputs go where its weights are."""
+    model = hear.load_model("7x96")
+    model.frontend.to("meta")
+    seen = []
+    model.frontend.forward = lambda x: seen.append(x.device) or torch.zeros(x.shape[0], model.scene_embedding_size)
+    hear.get_scene_embeddings(torch.zeros(2, 6000), model)
+    assert seen == [torch.device("meta")]
+
+
+def test_describe_with_a_bad_module_says_one_line_and_exits_2(capsys):
+    from elmarc.describe import main as describe_main
+
+    assert describe_main(["--hear", "no_such_hear_module"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("elmarc.describe: error:") and "no_such_hear_module" in err and "Traceback" not in err
+
+
 def test_a_module_that_does_not_import_is_named(tmp_path):
     with pytest.raises(UserError, match="'no_such_hear_module' cannot be imported"):
         run_job([*TINY, "frontend=hear", "frontend.model.module=no_such_hear_module"], tmp_path / "run", tmp_path / "cache")

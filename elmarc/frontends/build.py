@@ -1,6 +1,7 @@
 """How front-ends are built from config: the factory a job holds, the weights SPEC draws, the memory check."""
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,13 +51,16 @@ def _instantiate(frontend_cfg: DictConfig, width: str, input_shape: dict | None)
     if issubclass(cls, Declared):
         kwargs["name"] = str(frontend_cfg.get("name", "custom"))
         kwargs.update(input_shape or {})
+    given = {k: v for k, v in frontend_cfg.model.items() if k != "_target_"}
+    try:                        # an argument the class does not take (a misspelt key), told before anything runs
+        inspect.signature(cls).bind(**{**given, **kwargs})
+    except TypeError as exc:
+        raise FrontendConfigError(f"frontend {frontend_cfg.get('name')!r}: frontend.model: {exc}") from None
     try:
         model = instantiate(frontend_cfg.model, **kwargs, _convert_="all")
-    except InstantiationException as exc:
+    except InstantiationException as exc:   # the class's own error, not the config's: its message, or its traceback
         if isinstance(exc.__cause__, ConfigError):
             raise exc.__cause__ from None
-        if isinstance(exc.__cause__, TypeError):      # an argument the class does not take (a misspelt key)
-            raise FrontendConfigError(f"frontend {frontend_cfg.get('name')!r}: frontend.model: {exc.__cause__}") from None
         raise
     if not isinstance(model, Frontend):
         raise ConfigError(f"frontend {frontend_cfg.get('name')!r}: {type(model).__name__} is not an elmarc Frontend")

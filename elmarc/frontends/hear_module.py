@@ -41,6 +41,19 @@ def file_sha256(path: str) -> str | None:
     return h.hexdigest()
 
 
+def source_sha256(module) -> str | None:
+    """A digest of the module's Python source: its file, or every .py file of its package folder."""
+    origin = getattr(module, "__file__", None)
+    if not origin:
+        return None
+    path = Path(origin)
+    files = sorted(path.parent.rglob("*.py")) if path.name == "__init__.py" else [path]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(str(f.relative_to(path.parent)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def module_version(name: str, module) -> str:
     """The module's __version__, or its distribution's version, or 'unknown'."""
     version = getattr(module, "__version__", None)
@@ -73,7 +86,11 @@ class HearFrontend(Frontend):
             raise HearModuleError(f"HEAR module {module!r} has no {', '.join(missing)}: it does not follow the HEAR 2021 API")
         self.module_name, self.model_file, self.crop_seconds = module, str(model_file or ""), crop_seconds
         self._file_hash = file_sha256(self.model_file)
-        self.model = self.module.load_model(self.model_file) if self.model_file else self.module.load_model()
+        self._source_hash = source_sha256(self.module)
+        try:
+            self.model = self.module.load_model(self.model_file) if self.model_file else self.module.load_model()
+        except Exception as exc:            # the module's own failure: its name and its message, not a config key
+            raise HearModuleError(f"HEAR module {module!r}: load_model raised {type(exc).__name__}: {exc}") from exc
         for attr in ("sample_rate", "scene_embedding_size"):
             if not isinstance(getattr(self.model, attr, None), (int, np.integer)):
                 raise HearModuleError(f"HEAR module {module!r}: its model has no integer {attr}")
@@ -84,9 +101,11 @@ class HearFrontend(Frontend):
         self.check(self.embed([torch.zeros(self.sample_rate)]), 1)   # a probe: a module that breaks the API fails here
 
     def identity(self) -> dict:
-        """What makes its features (part of the cache key): module, version, model file's hash, crop."""
+        """What makes its features (part of the cache key): module, version, its source's and model file's
+        hashes, crop. The source counts too: a local module edited without a new version is extracted again."""
         return {"module": self.module_name, "version": module_version(self.module_name, self.module),
-                "model_file_sha256": self._file_hash, "sample_rate": self.sample_rate, "crop_seconds": self.crop_seconds}
+                "source_sha256": self._source_hash, "model_file_sha256": self._file_hash,
+                "sample_rate": self.sample_rate, "crop_seconds": self.crop_seconds}
 
     def check(self, emb, n: int) -> torch.Tensor:
         where = f"HEAR module {self.module_name!r}: get_scene_embeddings"
@@ -106,13 +125,20 @@ class HearFrontend(Frontend):
         if self.crop_seconds:
             n = int(round(self.crop_seconds * self.sample_rate))
             audio = torch.stack([fix_length(c.float(), n, axis=-1) for c in clips])
-            out = self.module.get_scene_embeddings(audio.to(device) if device else audio, self.model)
+            out = self._scene_embeddings(audio.to(device) if device else audio)
             return self.check(out, len(clips)).detach().float().cpu()
         outs = []
         for c in clips:                      # whole clips differ in length: one call each
             a = c.float()[None]
-            outs.append(self.check(self.module.get_scene_embeddings(a.to(device) if device else a, self.model), 1).detach().cpu())
+            outs.append(self.check(self._scene_embeddings(a.to(device) if device else a), 1).detach().cpu())
         return torch.cat(outs)
+
+    def _scene_embeddings(self, audio: torch.Tensor):
+        try:
+            return self.module.get_scene_embeddings(audio, self.model)
+        except Exception as exc:            # the module's own failure: its name and its message
+            raise HearModuleError(f"HEAR module {self.module_name!r}: get_scene_embeddings raised "
+                                  f"{type(exc).__name__}: {exc}") from exc
 
     def forward(self, clips: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
         if isinstance(clips, torch.Tensor):

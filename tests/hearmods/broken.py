@@ -1,4 +1,5 @@
-"""A HEAR module that breaks the API the way its model file says: 'shape', 'dtype' or 'nan'."""
+"""A HEAR module that breaks the API the way its model file says: 'shape', 'dtype', 'nan', or fails inside
+itself: 'load' (load_model raises a TypeError), 'raise' (get_scene_embeddings raises)."""
 import torch
 
 DEFECT = {"value": "ok"}
@@ -15,7 +16,10 @@ class Model(torch.nn.Module):
 
 
 def load_model(model_file_path: str = "") -> Model:
-    return Model(open(model_file_path).read().strip() if model_file_path else "ok")
+    defect = open(model_file_path).read().strip() if model_file_path else "ok"
+    if defect == "load":
+        raise TypeError("melspectrogram() takes 0 positional arguments but 1 was given")   # as a library upgrade does
+    return Model(defect)
 
 
 def get_scene_embeddings(audio, model):
@@ -26,6 +30,8 @@ def get_scene_embeddings(audio, model):
         return torch.zeros(n, 8, dtype=torch.float64)
     if model.defect == "nan":
         return torch.full((n, 8), float("nan"))
+    if model.defect == "raise":
+        raise ValueError("the window is longer than the clip")
     return torch.zeros(n, 8)
 
 
