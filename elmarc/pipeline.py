@@ -93,7 +93,8 @@ def run_stages(job: Job, out_dir: Path) -> dict:
         from .train.stage import train_stage  # Lightning's training side: only jobs that train import it
 
         source, _ = decoded_source(job.source, job.inputs, job.extraction, job.cache_dir)
-        table, preds = train_stage(entry, source, job.frontend, job.inputs, job.recipe, job.grid, job.cache_dir)
+        with job.extraction.speed.active():        # evaluation forms under the job's kernels setting, as extraction
+            table, preds = train_stage(entry, source, job.frontend, job.inputs, job.recipe, job.grid, job.cache_dir)
         tables.append(table)
         predictions.append(preds)
         result["trained_accuracy"] = float(table.loc[table["classifier"] == "trained", "accuracy"].astype(float).mean())

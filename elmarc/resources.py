@@ -51,6 +51,12 @@ def available_cores_of_machine() -> int:
     return os.cpu_count() or 1
 
 
+def torch_threads(n: int) -> None:
+    """torch's CPU threads for this job (a parallel launcher's jobs share the cores, no more)."""
+    if n != torch.get_num_threads():
+        torch.set_num_threads(n)
+
+
 @contextlib.contextmanager
 def blas_threads(n: int):
     """At most n threads in every BLAS/OpenMP pool while the block runs (threadpoolctl)."""

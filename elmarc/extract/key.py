@@ -8,6 +8,7 @@ from .. import __version__
 from ..config import InputConfig
 from ..datasets import ClipSource
 from ..frontends import Frontend, FrontendFactory, has_weights
+from ..resources import torch_threads
 from .settings import Extraction
 
 FORMAT = 3                # what a features entry holds and how it is keyed; older entries are computed again
@@ -29,7 +30,7 @@ def feature_spec(source: ClipSource, frontend: FrontendFactory, model: Frontend,
         "dataset": source.identity(),
         "input": inputs.as_dict(),
         "input_kind": model.input_kind,
-        "frontend": {"name": frontend.name, "model": _plain(frontend.config.model)},
+        "frontend": {"name": frontend.name, "model": OmegaConf.to_container(frontend.config.model, resolve=True)},
         **({"frontend_identity": model.identity()} if hasattr(model, "identity") else {}),
         "nf": nf,
         "seed": frontend.seed if seeded else None,       # weightless front-ends ignore the seed
@@ -43,11 +44,6 @@ def feature_spec(source: ClipSource, frontend: FrontendFactory, model: Frontend,
     return spec, readable
 
 
-def _plain(node) -> dict:
-
-    return OmegaConf.to_container(node, resolve=True)
-
-
 def forms_key(model: Frontend, inputs: InputConfig, extraction: Extraction) -> str | dict:
     """extract.conv_forms as the key records it: 'rule' or 'plain', or for auto {"auto": {layer: form}},
     the forms measured (or read from this machine's store) on one batch of zeros of the job's shape."""
@@ -58,7 +54,7 @@ def forms_key(model: Frontend, inputs: InputConfig, extraction: Extraction) -> s
     shape = (batch, inputs.n_samples) if model.input_kind == "waveform" else (batch, inputs.n_frames, inputs.n_mels)
     device = torch.device("cuda" if extraction.gpu else "cpu")
     autocast = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(extraction.precision)
-    set_threads(extraction.threads)
+    torch_threads(extraction.threads)
     # jobs on one machine measure one at a time: none disturbs another's timing, and a later one reads the
     # earlier one's choices (so they plan alike and share entries) instead of measuring again
     with policy.measuring_lock():
@@ -68,8 +64,3 @@ def forms_key(model: Frontend, inputs: InputConfig, extraction: Extraction) -> s
             model.to(device)(torch.zeros(shape, device=device))
     return {"auto": dict(sorted(used.items()))}
 
-
-def set_threads(threads: int) -> None:
-    """torch's CPU threads for this job (a parallel launcher's jobs share the cores, no more)."""
-    if threads != torch.get_num_threads():
-        torch.set_num_threads(threads)

@@ -7,9 +7,9 @@ from pathlib import Path
 from ..config import InputConfig
 from ..datasets import ClipSource
 from ..frontends import Frontend
+from ..resources import torch_threads
 from .audio_cache import decoded_source
 from .feature_cache import FeatureEntry
-from .key import set_threads
 from .loop import run_extraction
 from .settings import Extraction
 
@@ -22,7 +22,7 @@ def extract_stage(entry: FeatureEntry, source: ClipSource, model: Frontend, inpu
     if entry.is_complete() and not entry.problems():
         log.info("features cached at %s: nothing to extract", entry.root)
         return {"cached": True, "extracted": 0}
-    set_threads(extraction.threads)
+    torch_threads(extraction.threads)
     source, decode = decoded_source(source, inputs, extraction, cache_dir)
     plan = entry.spec["conv_forms"]
     return {**run_extraction(entry, source, model, inputs, extraction, plan.get("auto") if isinstance(plan, dict) else None),
