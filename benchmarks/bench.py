@@ -10,6 +10,7 @@ One module per question (``--only`` picks some; each module's docstring says wha
   cachecheck   the cache integrity check against reading the payload
   fingerprint  what keying a dataset by its content costs
   classify     the classifier stage at the paper's largest scale (UrbanSound8K), projected
+  hear         elmarc.hear's timestamp embeddings of a 120-s clip against its scene embedding
 Writes bench/<section>.csv and bench/bench.md and prints them.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 
 from .common import device, host_description, matmul_rate
 
-SECTIONS = ("extract", "ceiling", "e2e", "decode", "svmgrid", "svmconv", "cachecheck", "fingerprint", "classify")
+SECTIONS = ("extract", "ceiling", "e2e", "decode", "svmgrid", "svmconv", "cachecheck", "fingerprint", "classify", "hear")
 
 
 def arguments(argv=None) -> argparse.Namespace:
@@ -41,6 +42,7 @@ def arguments(argv=None) -> argparse.Namespace:
     ap.add_argument("--svmconv-no-synthetic", action="store_true", help="svmconv: skip the synthetic tasks' features")
     ap.add_argument("--classify-folds", type=int, default=1, help="folds actually timed at US8K scale")
     ap.add_argument("--classify-max-iter", type=int, default=-1)
+    ap.add_argument("--hear-windows", type=int, default=48, help="hear: windows timed of the windowed definition")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--precision", default="32-true", choices=["32-true", "tf32", "bf16-mixed"],
                     help="extract section: 32-true is what extraction uses; the others are options, timed apart")

@@ -102,3 +102,30 @@ def ill_conditioned(n=150, n_classes=3, dim=8, level=20.0, seed=2):
     X = (common[:, None] * rng.uniform(0.95, 1.05, dim)
          + rng.standard_normal((n, 3)) @ rng.standard_normal((3, dim)) * 0.3 + 0.5 * np.eye(n_classes, dim)[y])
     return X, np.array([f"c{k}" for k in y])
+
+
+def hear_task_tree(tasks_dir: Path, name: str = "tinytones", rates=(16000,), n_folds: int = 3, per_fold: int = 4,
+                   n_classes: int = 2, duration: float = 1.0) -> Path:
+    """One scene task as HEAR 2021 publishes them (hear-preprocess):
+    tasks/<task>/{task_metadata.json, labelvocabulary.csv, fold0k.json, <rate>/fold0k/<clip>.wav}."""
+    import json
+
+    task = tasks_dir / name
+    folds = [f"fold{k:02d}" for k in range(n_folds)]
+    labels = [f"tone{c}" for c in range(n_classes)]
+    task.mkdir(parents=True, exist_ok=True)
+    (task / "task_metadata.json").write_text(json.dumps({
+        "task_name": name, "version": "v1.0.0", "embedding_type": "scene", "prediction_type": "multiclass",
+        "split_mode": "new_split_kfold", "nfolds": n_folds, "sample_duration": duration,
+        "evaluation": ["top1_acc"], "mode": "full", "splits": folds, "sample_rates": list(rates)}, indent=2))
+    (task / "labelvocabulary.csv").write_text("idx,label\n" + "".join(f"{i},{lab}\n" for i, lab in enumerate(labels)))
+    for k, fold in enumerate(folds):
+        split = {}
+        for j in range(per_fold):
+            c = j % n_classes
+            clip = f"{k}-{j}.wav"
+            split[clip] = [labels[c]]
+            for rate in rates:
+                write_audio(task / str(rate) / fold / clip, tone(c, int(duration * rate), rate, 100 * k + j), rate)
+        (task / f"{fold}.json").write_text(json.dumps(split, indent=2))
+    return task

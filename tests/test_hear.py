@@ -14,18 +14,62 @@ BUILT_IN = ["mfcc", "7x96", "7x86", "vgg", "timbral", "temporal", "timbral_tempo
 
 
 @pytest.mark.parametrize("name", BUILT_IN)
-def test_every_front_end_follows_the_hear_api(name):
-    model = hear.load_model(name)
-    assert model.sample_rate == 12000 and isinstance(model.scene_embedding_size, int)
-    audio = (torch.rand(2, 7800, generator=torch.Generator().manual_seed(0)) * 2 - 1).float()   # 0.65 s
-    scene = hear.get_scene_embeddings(audio, model)
-    assert scene.shape == (2, model.scene_embedding_size) and scene.dtype == torch.float32
-    assert torch.isfinite(scene).all()
+def test_every_front_end_passes_the_hear_validators_checks(name, tmp_path):
+    """hear-validator's checks, both versions (tests/hear_checks.py, written from its source), with the spec as
+    a file, as `hear-validator elmarc.hear --model <file>` passes it."""
+    from hear_checks import validate
+
+    spec = tmp_path / "spec.txt"
+    spec.write_text(f"{name}:small:0\n")
+    for version in ("2021.0.2", "2021.0.6"):
+        warnings = validate("elmarc.hear", str(spec), version)
+        assert not any("50ms" in w or "end at" in w or "begin at" in w for w in warnings), warnings
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_a_window_spanning_a_whole_clip_is_its_scene_embedding(name):
+    """Timestamp embeddings pool the whole clip's maps, computed once: over a clip of the paper's input length
+    (waveform: 350 000 samples; log-mel: 1376 frames) a window spanning it gives the scene embedding."""
+    model = hear.load_model(name, window_ms=1e9, sample_rate=12000)
+    n = 350000 if model.frontend.input_kind == "waveform" else 1375 * 256
+    audio = (torch.rand(2, n, generator=torch.Generator().manual_seed(0)) * 2 - 1).float() * 0.3
+    emb, ts = hear.get_timestamp_embeddings(audio[:, :], model)
+    assert emb.shape == (2, len(ts[0]), model.timestamp_embedding_size) and emb.dtype == torch.float32
+    torch.testing.assert_close(emb[:, 0], hear.get_scene_embeddings(audio, model), rtol=2e-5, atol=2e-6)
+
+
+def test_timestamps_every_hop_within_the_clip_at_a_hear_rate():
+    model = hear.load_model("7x96")
+    assert model.sample_rate == 16000 and model.hop_ms == 50.0
+    emb, ts = hear.get_timestamp_embeddings(torch.rand(3, 16000 + 8000) * 2 - 1, model)       # 1.5 s
+    assert ts.shape == (3, 30) and ts[0, :3].tolist() == [0.0, 50.0, 100.0] and ts[0, -1] == 1450.0
+    assert torch.equal(ts[0], ts[2]) and emb.shape == (3, 30, 160) and torch.isfinite(emb).all()
+    short = hear.get_timestamp_embeddings(torch.rand(1, 5) * 2 - 1, model)                    # under a hop
+    assert short[1].tolist() == [[0.0]]
+    with pytest.raises(ValueError, match="not a HEAR rate"):
+        hear.load_model("7x96", sample_rate=8000)
+
+
+def test_audio_at_a_hear_rate_is_resampled_as_elmarcs_loader_does():
+    """A clip at 16 kHz embeds as the clip elmarc's loader makes from it (soxr HQ to 12 kHz)."""
+    from elmarc.audio import resample
+
+    clip = np.random.default_rng(0).uniform(-1, 1, 16000 * 2).astype(np.float32)
+    at_16k = hear.get_scene_embeddings(torch.from_numpy(clip)[None], hear.load_model("timbral"))
+    at_12k = hear.get_scene_embeddings(torch.from_numpy(resample(clip, 16000, 12000))[None],
+                                       hear.load_model("timbral", sample_rate=12000))
+    assert torch.equal(at_16k, at_12k)
+
+
+def test_declared_front_ends_run_each_window(tmp_path):
+    from importlib.resources import files
+
+    declared = str(files("elmarc.conf") / "frontend" / "custom.yaml")
+    model = hear.load_model(f"{declared}:small:0", hop_ms=500.0, sample_rate=12000)
+    audio = (torch.rand(1, 18000, generator=torch.Generator().manual_seed(0)) * 2 - 1).float()
     emb, ts = hear.get_timestamp_embeddings(audio, model)
-    assert emb.shape == (2, 3, model.timestamp_embedding_size) and emb.dtype == torch.float32
-    assert ts.shape == (2, 3) and ts[0].tolist() == [0.0, 250.0, 500.0] and (torch.diff(ts, dim=1) > 0).all()
-    # the window at 0 ms is the first half second: its embedding is that clip's scene embedding
-    first = hear.get_scene_embeddings(audio[:, :6000], model)
+    assert ts[0].tolist() == [0.0, 500.0, 1000.0]
+    first = hear.get_scene_embeddings(audio[:, :6000], model)          # the window at 0 ms: the first half second
     torch.testing.assert_close(emb[:, 0], first, rtol=1e-5, atol=1e-5)
 
 
@@ -59,7 +103,7 @@ def test_scene_embeddings_are_the_cached_features(tmp_path, name):
     source = job.source
     X, _ = job.features.load()
     audio = AudioCache(tmp_path / "cache", source, job.inputs)              # the 12 kHz clips extraction read
-    model = hear.load_model(name)
+    model = hear.load_model(name, sample_rate=12000)
     for i in range(0, len(source), 7):
         emb = hear.get_scene_embeddings(torch.from_numpy(audio.load(i))[None], model)
         np.testing.assert_allclose(emb[0].numpy(), X[i], rtol=1e-4, atol=1e-4)
@@ -191,3 +235,53 @@ def test_describe_names_a_hear_module():
     table = to_markdown(describe(dict([hear_config("hearmods.tinymel", frontend_configs()["hear"])])))
     line = next(ln for ln in table.splitlines() if "hear:hearmods.tinymel" in ln)
     assert "| 24 | 768 |" in line                                          # 24 features, a 32 x 24 projection
+
+
+def test_a_task_in_hears_layout_is_read_at_the_modules_rate(tmp_path):
+    """hear-eval-kit reads tasks/<task>/<model.sample_rate>/<split>/ as published, with no resampling
+    (AudioFileDataset asserts the file's rate): the module's rate is one HEAR publishes."""
+    import json
+
+    import soundfile as sf
+    from fixtures import hear_task_tree
+
+    task = hear_task_tree(tmp_path / "tasks", rates=(16000, 48000))
+    model = hear.load_model("timbral")
+    for split in json.loads((task / "task_metadata.json").read_text())["splits"]:
+        names = list(json.loads((task / f"{split}.json").read_text()))
+        audio = []
+        for name in names:
+            x, sr = sf.read(task / str(model.sample_rate) / split / name, dtype=np.float32)
+            assert sr == model.sample_rate
+            audio.append(x)
+        emb = hear.get_scene_embeddings(torch.from_numpy(np.stack(audio)), model)
+        assert emb.shape == (len(names), model.scene_embedding_size) and torch.isfinite(emb).all()
+
+
+@pytest.mark.slow
+def test_heareval_runner_embeds_a_task_in_hears_layout(tmp_path):
+    """hear-eval-kit's own embedding runner, in-process, where it is installed (it needs TensorFlow): each
+    spec given as --model-options gets its own folder."""
+    import json
+
+    runner = pytest.importorskip("heareval.embeddings.runner").runner
+    from fixtures import hear_task_tree
+
+    hear_task_tree(tmp_path / "tasks")
+    for options in ({"frontend": "7x96"}, {"frontend": "7x96", "seed": 1}):
+        runner.main(["elmarc.hear", "--tasks-dir", str(tmp_path / "tasks"), "--embeddings-dir", str(tmp_path / "emb"),
+                     "--model-options", json.dumps(options)], standalone_mode=False)
+    folders = sorted(p.name for p in (tmp_path / "emb").iterdir())
+    assert folders == ["elmarc.hear-frontend=7x96", "elmarc.hear-frontend=7x96-seed=1"]
+    dims = [json.loads((tmp_path / "emb" / f / "tinytones" / "fold00.embedding-dimensions.json").read_text())
+            for f in folders]
+    assert dims == [[4, 160], [4, 160]]
+
+
+def test_the_real_hear_validator_where_it_is_installed(tmp_path, capsys):
+    """hear-validator itself, in-process, where it installs (it needs TensorFlow)."""
+    validate = pytest.importorskip("hearvalidator.validate")
+    spec = tmp_path / "spec.txt"
+    spec.write_text("temporal:small:0\n")
+    validate.ValidateModel("elmarc.hear", str(spec), device="cpu")()
+    assert "Checking get_scene_embeddings" in capsys.readouterr().out
