@@ -42,7 +42,7 @@ def arguments(argv=None) -> argparse.Namespace:
     ap.add_argument("--svmconv-no-synthetic", action="store_true", help="svmconv: skip the synthetic tasks' features")
     ap.add_argument("--classify-folds", type=int, default=1, help="folds actually timed at US8K scale")
     ap.add_argument("--classify-max-iter", type=int, default=-1)
-    ap.add_argument("--hear-windows", type=int, default=48, help="hear: windows timed of the windowed definition")
+    ap.add_argument("--hear-windows", type=int, default=8, help="hear: windows timed of the windowed definition")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--precision", default="32-true", choices=["32-true", "tf32", "bf16-mixed"],
                     help="extract section: 32-true is what extraction uses; the others are options, timed apart")
