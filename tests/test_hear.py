@@ -33,7 +33,7 @@ def test_a_window_spanning_a_whole_clip_is_its_scene_embedding(name):
     model = hear.load_model(name, window_ms=1e9, sample_rate=12000)
     n = 350000 if model.frontend.input_kind == "waveform" else 1375 * 256
     audio = (torch.rand(2, n, generator=torch.Generator().manual_seed(0)) * 2 - 1).float() * 0.3
-    emb, ts = hear.get_timestamp_embeddings(audio[:, :], model)
+    emb, ts = hear.get_timestamp_embeddings(audio, model)
     assert emb.shape == (2, len(ts[0]), model.timestamp_embedding_size) and emb.dtype == torch.float32
     torch.testing.assert_close(emb[:, 0], hear.get_scene_embeddings(audio, model), rtol=2e-5, atol=2e-6)
 
