@@ -16,7 +16,7 @@ import torch
 
 import elmarc.hear as hear
 
-from .common import table_lines
+from .common import sync, table_lines
 
 BUILT_IN = ["7x96", "7x86", "vgg", "timbral", "temporal", "timbral_temporal", "timbral_time",
             "sample_level", "frame_level", "frame_level_many", "mfcc"]
@@ -37,13 +37,12 @@ def run(args, mm: float, dev) -> list[str]:
                        pd.DataFrame(rows))
 
 
-def best_of(fn, min_seconds: float) -> float:
+def best_of(fn, min_seconds: float, dev) -> float:
     times, start = [], time.perf_counter()
     while not times or time.perf_counter() - start < min_seconds:
         t0 = time.perf_counter()
         fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
+        sync(dev)
         times.append(time.perf_counter() - t0)
     return min(times)
 
@@ -51,15 +50,15 @@ def best_of(fn, min_seconds: float) -> float:
 def bench_one(name: str, width: str, min_seconds: float, n_windows: int, dev) -> dict:
     model = hear.load_model(f"{name}:{width}").to(dev)
     audio = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (1, 120 * model.sample_rate)).astype(np.float32))
-    scene = best_of(lambda: hear.get_scene_embeddings(audio, model), min_seconds)
-    maps = best_of(lambda: hear.get_timestamp_embeddings(audio, model), min_seconds)
-    clip = hear._clips(audio, model)[0]
+    scene = best_of(lambda: hear.get_scene_embeddings(audio, model), min_seconds, dev)
+    maps = best_of(lambda: hear.get_timestamp_embeddings(audio, model), min_seconds, dev)
+    clip = model.to_model_rate(audio[0].numpy())
     rate = model.input_cfg.sample_rate
     half = int(model.window_ms / 2000 * rate)
     centres = np.linspace(half, clip.size - half, n_windows).astype(int)
     windows = [clip[c - half:c + half] for c in centres]
     all_windows = len(hear.timestamps_ms(audio.shape[1], model.sample_rate, model.hop_ms))
-    windowed = best_of(lambda: model.embed(windows), 0.0) * all_windows / n_windows
+    windowed = best_of(lambda: model.embed(windows), 0.0, dev) * all_windows / n_windows
     return {"frontend": name, "width": width, "scene_s": round(scene, 3), "maps_once_s": round(maps, 3),
             "windowed_s": round(windowed, 1), "maps_over_scene": round(maps / scene, 1),
             "windowed_over_maps": round(windowed / maps)}

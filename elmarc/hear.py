@@ -36,7 +36,7 @@ from torch import nn
 from .audio import fix_length, log_mel, logmel_input, mel_filterbank, resample, waveform_input
 from .config import ConfigError, FrontendConfig, InputConfig, compose, with_schema
 from .frontends import FrontendFactory
-from .frontends.time_maps import pool_windows, time_maps
+from .frontends.time_maps import covers, pool_windows, time_maps
 
 HEAR_RATES = (16000, 22050, 32000, 44100, 48000)
 SAMPLE_RATE = 16000
@@ -199,12 +199,13 @@ def get_timestamp_embeddings(audio: torch.Tensor, model: ElmarcHearModel) -> tup
 def _pooled_maps(clips: list[np.ndarray], model: ElmarcHearModel, lo: np.ndarray, hi: np.ndarray,
                  duration_s: float) -> torch.Tensor:
     """12 kHz clips' timestamp embeddings (n_clips, n_windows, d) for windows [lo, hi] in seconds."""
+    if not covers(model.frontend):                  # a declared front-end: each window as its own clip
+        rate = model.input_cfg.sample_rate
+        starts = [int(round(a * rate)) for a in lo]
+        cuts = [(a, max(int(round(b * rate)), a + 1)) for a, b in zip(starts, hi)]
+        return torch.stack([model.embed([clip[a:b] for a, b in cuts]) for clip in clips])
     x, units_per_second = model.whole_inputs(clips)
     maps = time_maps(model.frontend, to_device(x, model.device))
-    if maps is None:                                # a declared front-end: each window as its own clip
-        rate = model.input_cfg.sample_rate
-        cuts = [(int(round(a * rate)), max(int(round(b * rate)), int(round(a * rate)) + 1)) for a, b in zip(lo, hi)]
-        return torch.stack([model.embed([clip[a:b] for a, b in cuts]) for clip in clips])
     # the clip's edges lie half an input unit beyond its first and last frame (or sample)
     lo_units = np.where(lo <= 0.0, -0.5, lo * units_per_second)
     hi_units = np.where(hi >= duration_s, hi * units_per_second + 0.5, hi * units_per_second)

@@ -28,16 +28,19 @@ class MFCC(Frontend):
         self.register_buffer("dct", AF.create_dct(n_mfcc, n_mels, norm="ortho"), persistent=False)
         self.feature_dim = 6 * n_mfcc
 
-    def clip_features(self, audio: torch.Tensor) -> torch.Tensor:
-        """(time,) -> (120,)"""
+    def coefficients(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(time,) -> the MFCCs, their deltas and delta-deltas, each (frames, n_mfcc)."""
         if audio.shape[-1] < self.n_fft:
             audio = fix_length(audio, self.n_fft, axis=-1)
         mel = power_spectrogram(audio, self.n_fft, self.hop) @ self.fbank
-        coeffs = power_to_db(mel, self.amin, self.top_db) @ self.dct     # (frames, n_mfcc)
+        coeffs = power_to_db(mel, self.amin, self.top_db) @ self.dct
         delta = torch.diff(coeffs, dim=0)
-        delta2 = torch.diff(delta, dim=0)
+        return coeffs, delta, torch.diff(delta, dim=0)
+
+    def clip_features(self, audio: torch.Tensor) -> torch.Tensor:
+        """(time,) -> (120,)"""
         stats = []
-        for m in (coeffs, delta, delta2):
+        for m in self.coefficients(audio):
             stats += [m.mean(dim=0), m.std(dim=0, unbiased=False)]
         return torch.cat(stats)
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..audio import fix_length, power_spectrogram, power_to_db
 from .base import Frontend, same_padding
 from .mfcc import MFCC
 from .musical import Musical
@@ -45,6 +44,11 @@ class TimeMap:
         """The map's statistic over all positions: (batch, channels), the front-end's feature group."""
         v = self.values.float()
         return v.std(dim=2, unbiased=False) if self.stat == "std" else v.mean(dim=2)
+
+
+def covers(frontend: Frontend) -> bool:
+    """Whether time_maps knows this front-end's maps (declared front-ends: no)."""
+    return isinstance(frontend, tuple(_MAPS))
 
 
 def time_maps(frontend: Frontend, x) -> list[TimeMap] | None:
@@ -91,53 +95,39 @@ def _musical(m: Musical, mel: torch.Tensor) -> list[TimeMap]:
 
 
 def _sample_level(m: SampleLevel, wave: torch.Tensor) -> list[TimeMap]:
-    """Time-major, as the stack's faster CPU form (conv0 as a product of 3-sample frames): maps are views
-    (batch, channels, positions) of (batch, positions, channels) tensors."""
-    w0 = m.conv0.weight
-    k = w0.shape[2]
-    frames = wave.shape[1] // k
-    h = (wave[:, :k * frames].reshape(wave.shape[0], frames, k) @ w0[:, 0].t()).relu_()
-    first, step = (k - 1) / 2, float(k)
-    out = [TimeMap(h.transpose(1, 2), first, step)]
-    for conv in m.blocks:
-        y = ops.conv1d_time_major(h, conv.weight, padding=1)
-        pooled = y.shape[1] // 3
-        h = y[:, :3 * pooled].reshape(y.shape[0], pooled, 3, -1).amax(dim=2).relu_()
-        first, step = first + step, step * 3                  # a pool of 3, floor
+    """The stack's time-major maps as (batch, channels, positions) views."""
+    maps = ops.sample_level_maps(wave, m.conv0.weight, [c.weight for c in m.blocks])
+    k = m.conv0.weight.shape[2]
+    first, step, out = (k - 1) / 2, float(k), []
+    for i, h in enumerate(maps):
+        if i:
+            first, step = first + step, step * 3                  # a pool of 3, floor
         out.append(TimeMap(h.transpose(1, 2), first, step))
     return out
 
 
 def _frame_level(m: FrameLevel | FrameLevelMany, wave: torch.Tensor) -> list[TimeMap]:
     convs = [m.front] if isinstance(m, FrameLevel) else list(m.fronts)
-    x, out = wave.unsqueeze(1), []
-    for conv in convs:
-        k, stride = conv.kernel_size[0], conv.stride[0]
-        left, right = (0, 0) if isinstance(m, FrameLevel) else same_padding(k, stride, wave.shape[1])
-        maps = F.relu(F.conv1d(F.pad(x, (left, right)), conv.weight, stride=stride))
-        out.append(TimeMap(maps, (k - 1) / 2 - left, float(stride)))
-    h = torch.cat([t.values for t in out], dim=1)
-    first, step = out[0].first, out[0].step       # 'same' fronts of every length centre their frames alike (to half a sample)
-    out1, out2, out3 = ops.frame_backend(h, *m.backend.weights)
-    half = m.backend.conv1.kernel_size[0] // 2
-    first = first + half * step                    # conv 7 valid; the 'same' convs keep the centres
-    out += [TimeMap(out1, first, step), TimeMap(out2, first, step), TimeMap(out3, first + step / 2, 2 * step)]
-    return out
+    pads = [(0, 0) if isinstance(m, FrameLevel) else same_padding(c.kernel_size[0], c.stride[0], wave.shape[1])
+            for c in convs]
+    stride = convs[0].stride[0]
+    maps = ops.frame_level_maps(wave, [(c.weight, pad) for c, pad in zip(convs, pads)], stride, m.backend.weights)
+    out = [TimeMap(v, (c.kernel_size[0] - 1) / 2 - pad[0], float(stride)) for v, c, pad in zip(maps, convs, pads)]
+    # 'same' fronts of every length centre their frames alike (to half a sample); conv 7 valid moves the
+    # back-end's centres by 3 frames, its 'same' convs keep them, its pool of 2 halves the rate
+    first = out[0].first + (m.backend.conv1.kernel_size[0] // 2) * stride
+    out1, out2, out3 = maps[len(convs):]
+    return out + [TimeMap(out1, first, stride), TimeMap(out2, first, stride),
+                  TimeMap(out3, first + stride / 2, 2.0 * stride)]
 
 
 def _mfcc(m: MFCC, clips: list[torch.Tensor]) -> list[TimeMap]:
     """One clip at a time (clips differ in length): the coefficient maps of clip_features."""
     if len(clips) != 1:
         raise ValueError("MFCC time maps are made one clip at a time")
-    audio = clips[0]
-    if audio.shape[-1] < m.n_fft:
-        audio = fix_length(audio, m.n_fft, axis=-1)
-    mel = power_spectrogram(audio, m.n_fft, m.hop) @ m.fbank
-    coeffs = (power_to_db(mel, m.amin, m.top_db) @ m.dct).t().unsqueeze(0)      # (1, n_mfcc, frames)
-    delta = torch.diff(coeffs, dim=2)
-    delta2 = torch.diff(delta, dim=2)
     out = []
-    for values, first in ((coeffs, 0.0), (delta, 0.5), (delta2, 1.0)):
+    for values, first in zip(m.coefficients(clips[0]), (0.0, 0.5, 1.0)):     # a delta sits between its frames
+        values = values.t().unsqueeze(0)                                        # (1, n_mfcc, frames)
         out += [TimeMap(values, first, 1.0), TimeMap(values, first, 1.0, "std")]
     return out
 

@@ -518,16 +518,22 @@ def _sample_level_channel_major(wave, conv0, blocks):
 
 
 def _sample_level_time_major(wave, conv0, blocks):
+    return [h.mean(dim=1) for h in sample_level_maps(wave, conv0, blocks)]
+
+
+def sample_level_maps(wave: torch.Tensor, conv0: torch.Tensor, blocks: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The sample-level stack's maps, time-major (B, positions, nf): conv0 as a matrix product of the audio's
+    3-sample frames, each block a channels-last conv, the pool a max over a (T/3, 3) view."""
     B = wave.shape[0]
     frames = wave.shape[1] // 3
     h = (wave[:, :3 * frames].reshape(B, frames, 3) @ conv0[:, 0].t()).relu_()
-    feats = [h.mean(dim=1)]
+    maps = [h]
     for w in blocks:
         y = conv1d_time_major(h, w, padding=1)
         frames = y.shape[1] // 3
         h = y[:, :3 * frames].reshape(B, frames, 3, -1).amax(dim=2).relu_()
-        feats.append(h.mean(dim=1))
-    return feats
+        maps.append(h)
+    return maps
 
 
 def frame_level_stack(wave: torch.Tensor, fronts: list[tuple[torch.Tensor, tuple[int, int]]], stride: int,
@@ -556,10 +562,16 @@ def frame_level_stack(wave: torch.Tensor, fronts: list[tuple[torch.Tensor, tuple
 
 
 def _frame_level_channel_major(wave, fronts, stride, backend):
+    return [time_mean(m) for m in frame_level_maps(wave, fronts, stride, backend)]
+
+
+def frame_level_maps(wave: torch.Tensor, fronts: list[tuple[torch.Tensor, tuple[int, int]]], stride: int,
+                     backend: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> list[torch.Tensor]:
+    """The frame-level stack's maps, channel-major (B, C, positions): each front's, then the back-end's three."""
     x = wave.unsqueeze(1)
     maps = [F.relu(F.conv1d(F.pad(x, pad) if any(pad) else x, w, stride=stride)) for w, pad in fronts]
     h = maps[0] if len(maps) == 1 else torch.cat(maps, dim=1)
-    return [time_mean(m) for m in maps] + [time_mean(o) for o in frame_backend(h, *backend)]
+    return maps + frame_backend(h, *backend)
 
 
 def frame_backend(h: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, w3: torch.Tensor) -> list[torch.Tensor]:
