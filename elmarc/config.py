@@ -25,7 +25,7 @@ from .errors import UserError
 
 WIDTHS = ("small", "large")
 PRECISIONS = ("32-true", "32", "64-true", "64", "16-mixed", "bf16-mixed", "16-true", "bf16-true")
-STAGES = ("extract", "classify", "train", "report")
+STAGES = ("extract", "classify", "proxies", "train", "report")
 DEFAULT_STAGES = ("extract", "classify", "report")     # 'all': training is asked for by name (it costs hours)
 
 # SPEC section 3: the paper's grids
@@ -149,6 +149,18 @@ class RecipeConfig:
     accelerator: Accelerator = Accelerator.auto
     progress: bool = True
     input_memory_mib: int = 1024       # inputs kept in memory up to this size (0: made again each epoch); not in the key
+
+
+# the training-free predictors of neural-architecture search (elmarc.train.proxies says what each is)
+PROXY_NAMES = ("naswot", "synflow", "snip", "grad_norm", "jacob_cov", "fisher", "params", "flops")
+
+
+@dataclass
+class ProxyConfig:
+    """The proxies stage (and the train stage, which runs it first): scores at initialisation, per outer split."""
+
+    names: list = field(default_factory=lambda: list(PROXY_NAMES))
+    batch_size: int = 32               # the minibatch, drawn from the split's training part (job seed, fold)
 
 
 @dataclass
@@ -295,12 +307,13 @@ class Config:
     classifier: Any = MISSING
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     seed: int = 0                    # CNN and ELM weights (data splits never depend on it)
-    stage: str = "all"               # all (extract,classify,report), or a comma list of extract,classify,train,report
+    stage: str = "all"               # all (extract,classify,report), or a comma list of extract,classify,proxies,train,report
     cache_dir: str = "${oc.env:ELMARC_CACHE,cache}"   # feature + result cache, shared by every job
     input: InputConfig = field(default_factory=InputConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
     recipe: RecipeConfig = field(default_factory=RecipeConfig)
+    proxies: ProxyConfig = field(default_factory=ProxyConfig)
 
 
 SCHEMAS = {
@@ -409,6 +422,11 @@ def check_rules(cfg: DictConfig) -> None:
         v = rc[key]
         if v is not None and not (low < v <= high if key != "dropout" else low <= v <= high):
             raise ConfigError(f"recipe.{key}={v} is out of range ({low}, {high}]")
+    pc = cfg.proxies
+    _at_least("proxies.batch_size", pc.batch_size, 2)
+    unknown = [n for n in pc.names if n not in PROXY_NAMES]
+    if unknown or not pc.names:
+        raise ConfigError(f"proxies.names={list(pc.names)}: unknown {unknown}; use a list of {list(PROXY_NAMES)}")
     _at_least("extract.num_workers", ex.num_workers, 0)
     if str(ex.precision) not in PRECISIONS:
         raise ConfigError(f"extract.precision={ex.precision!r} is not allowed: use one of {list(PRECISIONS)}")

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .classify.grid import GridJob, build_grid
 from .classify.protocols import check_classes, resolve_protocol
-from .config import ClassifyConfig, InputConfig, RecipeConfig, check_inputs, check_rules, parse_stages
+from .config import ClassifyConfig, InputConfig, ProxyConfig, RecipeConfig, check_inputs, check_rules, parse_stages
 from .datasets import ClipSource, build_dataset
 from .extract.feature_cache import FeatureEntry
 from .extract.key import feature_spec
@@ -39,6 +39,7 @@ class Job:
     features: FeatureEntry       # the cache entry the features are keyed by
     grid: GridJob                # the classifier grid, protocol, seed and row labels
     recipe: RecipeConfig         # how the train stage trains
+    proxies: ProxyConfig         # which training-free proxies the proxies (and train) stage scores
 
 
 def plan_job(cfg: DictConfig) -> Job:
@@ -70,7 +71,7 @@ def plan_job(cfg: DictConfig) -> Job:
                    assignment=source.assignment())
     return Job(stages=stages, cache_dir=cache_dir, inputs=inputs, source=source, frontend=frontend, model=model,
                extraction=extraction, features=FeatureEntry.for_spec(cache_dir, spec, readable), grid=grid,
-               recipe=OmegaConf.to_object(cfg.recipe))
+               recipe=OmegaConf.to_object(cfg.recipe), proxies=OmegaConf.to_object(cfg.proxies))
 
 
 def at_module_rate(inputs: InputConfig, model: Frontend) -> InputConfig:

@@ -19,6 +19,7 @@ from .extract.audio_cache import decoded_source
 from .extract.stage import extract_stage
 from .job import Job, plan_job
 from .report import write_report
+from .results import SCORES
 from .storage import CacheWriteError, atomic_write_csv, atomic_write_text, make_dirs
 
 log = logging.getLogger(__name__)
@@ -89,15 +90,25 @@ def run_stages(job: Job, out_dir: Path) -> dict:
         tables.append(table)
         predictions.append(preds)
         result["accuracy"] = float(table["accuracy"].astype(float).mean())
-    if "train" in job.stages:
-        from .train.stage import train_stage  # Lightning's training side: only jobs that train import it
+    if "train" in job.stages or "proxies" in job.stages:
+        # Lightning's training side: only jobs that train or score proxies import it
+        from .train.stage import prepare, proxy_stage, train_stage
 
         source, _ = decoded_source(job.source, job.inputs, job.extraction, job.cache_dir)
         with job.extraction.speed.active():        # evaluation forms under the job's kernels setting, as extraction
-            table, preds = train_stage(entry, source, job.frontend, job.inputs, job.recipe, job.grid, job.cache_dir)
-        tables.append(table)
-        predictions.append(preds)
-        result["trained_accuracy"] = float(table.loc[table["classifier"] == "trained", "accuracy"].astype(float).mean())
+            prepared = prepare(entry, source, job.frontend, job.inputs, job.recipe, job.grid, job.cache_dir)
+            scores = proxy_stage(entry, source, job.frontend, job.inputs, job.recipe, job.grid, job.proxies,
+                                 job.cache_dir, prepared)
+            atomic_write_csv(out_dir / SCORES, scores)
+            result["proxies"] = {r.predictor: float(r.score) for r in scores.groupby("predictor", sort=False)["score"]
+                                 .mean().reset_index().itertuples()}
+            if "train" in job.stages:
+                table, preds = train_stage(entry, source, job.frontend, job.inputs, job.recipe, job.grid,
+                                           job.cache_dir, prepared)
+                tables.append(table)
+                predictions.append(preds)
+                result["trained_accuracy"] = float(table.loc[table["classifier"] == "trained", "accuracy"]
+                                                   .astype(float).mean())
     if tables:
         atomic_write_csv(out_dir / "predictions.csv", pd.concat(predictions, ignore_index=True))
         atomic_write_csv(out_dir / "results.csv", pd.concat(tables, ignore_index=True))

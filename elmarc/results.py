@@ -20,6 +20,11 @@ RESULT_COLUMNS = [
     "setting", "kernel", "C", "gamma", "n_hidden", "on_grid_edge", "capped_fits", "exact_fits",
     "accuracy", "selection_score", "n_train", "n_test", "n_skipped", "grid_seconds", "feature_key",
 ]
+# a training-free proxy's scores: one row per (job labels, seed, fold, proxy), the minibatch drawn from the fold's
+# training part (report.agreement ranks the front-ends by them beside the classifiers' accuracies)
+SCORE_COLUMNS = ["dataset", "frontend", "width", "protocol", "seed", "fold", "predictor", "score", "seconds",
+                 "batch", "feature_key"]
+SCORES = "scores.csv"
 GRID_FIELDS = {"kernel": "", "C": "", "gamma": "", "n_hidden": "", "on_grid_edge": False, "capped_fits": 0, "exact_fits": 0}
 PREDICTION_LABELS = ("dataset", "frontend", "width", "classifier", "protocol", "standardize", "seeded")
 ROWS, PREDICTIONS = "rows.csv", "predictions.csv"

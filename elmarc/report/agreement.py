@@ -5,6 +5,8 @@ folds and seeds) against the ranking of the same front-ends trained end to end:
     svm, elm              random features (features as extracted)
     svm@trained, ...      features of the trained weights, same grid (how much training changes the features)
     trained@1epoch        one epoch of the same recipe (the cheap proxy that training-free search compares with)
+    naswot, synflow, ...  the NAS field's training-free proxies at initialisation (train.proxies), one score per
+                          (fold, seed): the minibatch is drawn from that fold's training part
 Spearman's rho and Kendall's tau (scipy), with a 95% percentile bootstrap interval that resamples
 (fold, seed) units with replacement, the same draw for both rankings; whether the predictor's winner
 is the trained winner and whether it is in the trained top 3; and the cost of each condition.
@@ -57,26 +59,45 @@ def bootstrap_interval(units_a: np.ndarray, units_b: np.ndarray, n_resamples: in
     return out[0], out[1]
 
 
-def unit_matrix(rows: pd.DataFrame, classifier: str, frontends: list[str]) -> pd.DataFrame:
-    """(seed, fold) x front-end accuracies of one condition (features as extracted for the grids)."""
-    r = rows[(rows["classifier"] == classifier) & (rows["standardize"].astype(str).str.lower() == "false")]
-    r = r[r["frontend"].isin(frontends)]
-    return r.pivot_table(index=["seed", "fold"], columns="frontend", values="accuracy", aggfunc="mean")
+def conditions(rows: pd.DataFrame, scores: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every condition's value per (place, front-end, seed, fold), long: the classifiers' accuracy on features as
+    extracted, and each proxy's score (a non-finite score, such as NASWOT's singular kernel, is missing)."""
+    r = rows[rows["standardize"].astype(str).str.lower() == "false"]
+    out = [pd.DataFrame({**{k: r[k] for k in PLACE + ["frontend", "seed", "fold"]}, "predictor": r["classifier"],
+                         "value": r["accuracy"].astype(float)})]
+    if scores is not None and len(scores):
+        value = pd.to_numeric(scores["score"], errors="coerce").astype(float)
+        out.append(pd.DataFrame({**{k: scores[k] for k in PLACE + ["frontend", "seed", "fold"]},
+                                 "predictor": scores["predictor"], "value": value.where(np.isfinite(value))}))
+    long = pd.concat(out, ignore_index=True)
+    long["seed"], long["fold"] = long["seed"].astype(int), long["fold"].astype(str)
+    return long
 
 
-def predictors(rows: pd.DataFrame) -> list[str]:
-    """Every condition present that is not the trained end-to-end one, random grids first."""
-    names = [c for c in sorted(rows["classifier"].unique()) if c not in (TRAINED, PROXY)]
+def unit_matrix(long: pd.DataFrame, predictor: str, frontends: list[str]) -> pd.DataFrame:
+    """(seed, fold) x front-end values of one condition."""
+    r = long[(long["predictor"] == predictor) & long["frontend"].isin(frontends)]
+    return r.pivot_table(index=["seed", "fold"], columns="frontend", values="value", aggfunc="mean", dropna=False)
+
+
+def predictors(long: pd.DataFrame) -> list[str]:
+    """Every condition present that is not the trained end-to-end one: random grids, grids on trained features,
+    one epoch of training, then the proxies in their list's order."""
+    from ..config import PROXY_NAMES
+
+    present = set(long["predictor"].unique())
+    names = [c for c in sorted(present) if c not in (TRAINED, PROXY) and c not in PROXY_NAMES]
     random = [c for c in names if "@" not in c]
-    return random + [c for c in names if "@" in c] + ([PROXY] if (rows["classifier"] == PROXY).any() else [])
+    return (random + [c for c in names if "@" in c] + ([PROXY] if PROXY in present else [])
+            + [p for p in PROXY_NAMES if p in present])
 
 
-def agreement(rows: pd.DataFrame) -> pd.DataFrame:
+def agreement(rows: pd.DataFrame, scores: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per place (dataset, width, protocol) x predictor: rho, tau with intervals, winners."""
-    rows = rows.assign(accuracy=rows["accuracy"].astype(float))
+    long = conditions(rows, scores)
     out = []
-    for place, g in rows.groupby(PLACE, sort=True):
-        trained_fes = sorted(g.loc[g["classifier"] == TRAINED, "frontend"].unique())
+    for place, g in long.groupby(PLACE, sort=True):
+        trained_fes = sorted(g.loc[g["predictor"] == TRAINED, "frontend"].unique())
         if len(trained_fes) < 2:
             continue
         target = unit_matrix(g, TRAINED, trained_fes)
@@ -99,6 +120,15 @@ def agreement(rows: pd.DataFrame) -> pd.DataFrame:
                         "predictor_winner": win_a, "trained_winner": win_b, "same_winner": win_a == win_b,
                         "winner_in_trained_top3": win_a in top3})
     return pd.DataFrame(out)
+
+
+def proxy_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per place x front-end x proxy: the mean score over (fold, seed) units and the mean seconds per minibatch."""
+    if scores is None or not len(scores):
+        return pd.DataFrame()
+    s = scores.assign(score=pd.to_numeric(scores["score"], errors="coerce"), seconds=scores["seconds"].astype(float))
+    return (s.groupby(PLACE + ["frontend", "predictor"], sort=True)
+            .agg(score=("score", "mean"), seconds=("seconds", "mean"), units=("score", "size")).reset_index())
 
 
 def per_frontend(rows: pd.DataFrame) -> pd.DataFrame:
@@ -163,7 +193,8 @@ def scatter(table: pd.DataFrame, place: dict, predictor: str, path: Path) -> Pat
     return save_png(fig, path)
 
 
-def markdown_section(agree: pd.DataFrame, fronts: pd.DataFrame, figures: list[Path]) -> list[str]:
+def markdown_section(agree: pd.DataFrame, fronts: pd.DataFrame, figures: list[Path],
+                     proxy_scores: pd.DataFrame | None = None) -> list[str]:
     def num(x):
         return "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.2f}"
 
@@ -171,7 +202,9 @@ def markdown_section(agree: pd.DataFrame, fronts: pd.DataFrame, figures: list[Pa
              "Each front-end trained end to end on the same splits (train stage; recipe in the job's config). "
              "rho: Spearman, tau: Kendall, between each predictor's ranking and the trained ranking of the same "
              "front-ends; [95% bootstrap interval over (fold, seed) units]. `svm`/`elm`: random features; "
-             "`…@trained`: the same grid on the trained weights' features; `trained@1epoch`: one epoch of the recipe.", ""]
+             "`…@trained`: the same grid on the trained weights' features; `trained@1epoch`: one epoch of the recipe; "
+             "naswot, synflow, snip, grad_norm, jacob_cov, fisher, params, flops: the NAS field's proxies at "
+             "initialisation, on a minibatch of each fold's training part (scores below).", ""]
     for place, g in agree.groupby(PLACE, sort=True):
         lines += [f"### {' · '.join(map(str, place))}", "",
                   "| predictor | front-ends | units | rho [95%] | tau [95%] | its winner | trained winner | same | in trained top 3 |",
@@ -189,5 +222,15 @@ def markdown_section(agree: pd.DataFrame, fronts: pd.DataFrame, figures: list[Pa
             lines.append(f"| {r.frontend} | " + " | ".join(accs) + f" | {r.random_seconds:.0f} | {r.training_seconds:.0f} | "
                          f"{r.one_epoch_seconds:.0f} | {num(r.training_over_random)} |")
         lines.append("")
+        if proxy_scores is not None and len(proxy_scores):
+            p = proxy_scores[(proxy_scores[PLACE] == pd.Series(dict(zip(PLACE, place)))).all(axis=1)]
+            if len(p):
+                wide = p.pivot(index="frontend", columns="predictor", values="score")
+                secs = p.groupby("predictor")["seconds"].mean()
+                names = [c for c in secs.index]
+                lines += ["Proxy scores (mean over folds and seeds; higher predicts better):", "",
+                          "| front-end | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+                lines += [f"| {fe} | " + " | ".join(f"{wide.loc[fe, n]:.4g}" for n in names) + " |" for fe in wide.index]
+                lines += ["| seconds per minibatch | " + " | ".join(f"{secs[n]:.2f}" for n in names) + " |", ""]
     lines += [f"![{p.stem}]({p.name})" for p in figures] + [""]
     return lines

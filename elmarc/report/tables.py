@@ -27,6 +27,20 @@ def gather_predictions(root: Path) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
+def gather_scores(root: Path) -> pd.DataFrame:
+    """The proxies' scores of every job below root, once per (front-end, seed, fold, proxy): the svm and the elm
+    job of a front-end score the same network."""
+    from ..results import SCORES
+
+    tables = [pd.read_csv(d / SCORES, keep_default_na=False, dtype={"fold": str})
+              for d in job_dirs(root) if (d / SCORES).is_file()]
+    tables = [t for t in tables if len(t)]
+    if not tables:
+        return pd.DataFrame()
+    out = pd.concat(tables, ignore_index=True)
+    return out.drop_duplicates(subset=["dataset", "frontend", "width", "protocol", "seed", "fold", "predictor"]).reset_index(drop=True)
+
+
 def gather(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(result rows, job table with status, skipped clips) of every job below root."""
     rows, jobs, skipped = [], [], []

@@ -9,12 +9,12 @@ import pandas as pd
 
 from ..entry import safe_name
 from ..storage import atomic_write_csv, atomic_write_text
-from .agreement import PLACE, agreement, markdown_section, per_frontend, scatter
+from .agreement import PLACE, agreement, markdown_section, per_frontend, proxy_table, scatter
 from .clips import confusion_files
 from .plots import bar_chart
 from .ranks import cd_diagrams
 from .stats import GROUP, fold_accuracies, pairwise_pvalues, run_accuracies, summarise
-from .tables import gather, gather_predictions, markdown, pct
+from .tables import gather, gather_predictions, gather_scores, markdown, pct
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,11 @@ def write_report(root: str | Path, print_summary: bool = True) -> Path:
     hosts = sorted(h for h in rows["host"].dropna().astype(str).unique() if h) if "host" in rows else []
     text = markdown(summary, jobs, skipped, root, pvalues, plots, diagrams, hosts) if len(summary) else (
         "# elmarc report\n\nNo result rows found under this folder.\n")
+    scores = gather_scores(root)
+    if len(scores):
+        atomic_write_csv(root / "proxies.csv", scores)
     if len(rows) and (rows["classifier"] == "trained").any():
-        text += "\n" + "\n".join(random_vs_trained(rows, root)) + "\n"
+        text += "\n" + "\n".join(random_vs_trained(rows, root, scores)) + "\n"
     atomic_write_text(root / "report.md", text)
     if print_summary:
         print(console_table(summary, jobs))
@@ -63,9 +66,9 @@ def write_report(root: str | Path, print_summary: bool = True) -> Path:
     return root / "report.md"
 
 
-def random_vs_trained(rows: pd.DataFrame, root: Path) -> list[str]:
+def random_vs_trained(rows: pd.DataFrame, root: Path, scores: pd.DataFrame | None = None) -> list[str]:
     """agreement.csv, random_vs_trained.csv, a scatter plot per place; the report's section."""
-    agree, fronts = agreement(rows), per_frontend(rows)
+    agree, fronts = agreement(rows, scores), per_frontend(rows)
     atomic_write_csv(root / "agreement.csv", agree)
     atomic_write_csv(root / "random_vs_trained.csv", fronts)
     figures = []
@@ -74,7 +77,7 @@ def random_vs_trained(rows: pd.DataFrame, root: Path) -> list[str]:
         if pred:
             name = safe_name("random_vs_trained_" + "_".join(map(str, place)) + ".png")
             figures.append(scatter(f, dict(zip(PLACE, place)), pred, root / name))
-    return markdown_section(agree, fronts, figures) if len(agree) else []
+    return markdown_section(agree, fronts, figures, proxy_table(scores)) if len(agree) else []
 
 
 def console_table(summary: pd.DataFrame, jobs: pd.DataFrame) -> str:

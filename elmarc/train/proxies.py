@@ -41,9 +41,10 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..config import PROXY_NAMES as NAMES
 from ..frontends.speed import current as speed_policy
 
-NAMES = ("naswot", "synflow", "snip", "grad_norm", "jacob_cov", "fisher", "params", "flops")
+DATA_FREE = ("synflow", "params", "flops")       # need no data, so no statistics of the training part
 JACOB_K = 1e-5
 # the calls whose output sign is NASWOT's code: every rectifier the front-ends use, functional or in place
 RECTIFIERS = {F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_, F.elu, F.elu_}

@@ -22,26 +22,27 @@ import pandas as pd
 from ..classify.grid import GridJob
 from ..classify.splits import with_splits
 from ..classify.stage import fit_rows
-from ..config import InputConfig, RecipeConfig
+from ..config import InputConfig, ProxyConfig, RecipeConfig
 from ..datasets import ClipSource
 from ..entry import CacheEntry
 from ..errors import UserError
 from ..extract.feature_cache import FeatureEntry
 from ..frontends import FrontendFactory, has_weights
-from ..results import cached_rows, result_row, rows_table
+from ..results import SCORE_COLUMNS, cached_rows, result_row, rows_table
 from ..storage import stable_hash
 from .trainer import PROXY, TRAINED, Trainer, fold_label, outer_splits, recipe_key
 
 KEY_FORMAT = 5
+PROXY_FORMAT = 1
 
 
-def train_stage(entry: FeatureEntry, source: ClipSource, frontend: FrontendFactory, inputs: InputConfig,
-                recipe: RecipeConfig, grid: GridJob, cache_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train on every outer split; rows (trained, trained@1epoch, <grid>@trained) and per-clip predictions.
-    source: the clips as extraction read them (from the decode-once audio cache where it is on)."""
+def prepare(entry: FeatureEntry, source: ClipSource, frontend: FrontendFactory, inputs: InputConfig,
+            recipe: RecipeConfig, grid: GridJob, cache_dir: Path):
+    """(trainer, outer splits, the training runs' cache entry, clips left out) of one job: what training and the
+    proxies share (the same usable clips, splits and initial model)."""
     if not has_weights(frontend.build()):
-        raise UserError(f"frontend={frontend.name} has no weights to train.\n"
-                        f"  Fix: leave it out of the train stage (it stays in the random tables).")
+        raise UserError(f"frontend={frontend.name} has no weights to train or to score at initialisation.\n"
+                        f"  Fix: leave it out of the train and proxies stages (it stays in the random tables).")
     try:
         X, clips = entry.load()
     except UserError as exc:
@@ -51,11 +52,51 @@ def train_stage(entry: FeatureEntry, source: ClipSource, frontend: FrontendFacto
     clips, X = clips[usable].reset_index(drop=True), X[usable]
     splits = outer_splits(grid.protocol, clips, recipe)
     key = {"features": entry.key, "recipe": recipe_key(recipe), "format": KEY_FORMAT,
-           "splits": {s["name"]: [stable_hash(clips["clip_id"].to_numpy()[s[p]].tolist())[:16] for p in ("train", "val", "test")]
-                      for s in splits}}
+           "splits": split_hashes(clips, splits)}
     runs = CacheEntry.keyed(Path(cache_dir) / "trained", f"{entry.root.name}-{recipe.name}", key, digits=12)
+    trainer = Trainer(frontend.build, source, clips, X, inputs, recipe, grid.seed, runs.root)
+    return trainer, splits, runs, int((~usable).sum())
+
+
+def split_hashes(clips: pd.DataFrame, splits: list[dict]) -> dict:
+    return {s["name"]: [stable_hash(clips["clip_id"].to_numpy()[s[p]].tolist())[:16] for p in ("train", "val", "test")]
+            for s in splits}
+
+
+def proxy_stage(entry: FeatureEntry, source: ClipSource, frontend: FrontendFactory, inputs: InputConfig,
+                recipe: RecipeConfig, grid: GridJob, proxy_cfg: ProxyConfig, cache_dir: Path, prepared=None) -> pd.DataFrame:
+    """The training-free proxies of the model the train stage would train, at its initial weights, on a minibatch
+    of each outer split's training part: one row per (split, proxy) (results.SCORE_COLUMNS). Cached per entry."""
+    trainer, splits, _, _ = prepared or prepare(entry, source, frontend, inputs, recipe, grid, cache_dir)
+    names = list(proxy_cfg.names)
+    init = {k: v for k, v in recipe_key(recipe).items() if k in ("input_norm", "readout_norm")}
+    spec = {"features": entry.key, "init": init, "seed": grid.seed, "batch": int(proxy_cfg.batch_size),
+            "splits": split_hashes(trainer.clips, splits), "format": PROXY_FORMAT}
+    scores = CacheEntry.keyed(Path(cache_dir) / "proxies", entry.root.name, spec, digits=12)
+    with scores.lock():
+        done = scores.read()
+        have = json.loads((scores.root / "scores.json").read_text()) if done is not None else {}
+        missing = [n for n in names if any(n not in have.get(s["name"], {}) for s in splits)]
+        if missing:
+            for split in splits:
+                have.setdefault(split["name"], {}).update(trainer.proxies(split, missing, int(proxy_cfg.batch_size)))
+            scores.begin()
+            scores.write_text("scores.json", json.dumps(have, indent=1, sort_keys=True))
+            scores.finish(["scores.json"])
+    rows = [{**{k: grid.labels[k] for k in ("dataset", "frontend", "width")}, "protocol": grid.protocol,
+             "seed": grid.seed, "fold": fold_label(split), "predictor": name,
+             "score": have[split["name"]][name]["value"], "seconds": have[split["name"]][name]["seconds"],
+             "batch": int(proxy_cfg.batch_size), "feature_key": scores.key}
+            for split in splits for name in names]
+    return pd.DataFrame(rows, columns=SCORE_COLUMNS)
+
+
+def train_stage(entry: FeatureEntry, source: ClipSource, frontend: FrontendFactory, inputs: InputConfig,
+                recipe: RecipeConfig, grid: GridJob, cache_dir: Path, prepared=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train on every outer split; rows (trained, trained@1epoch, <grid>@trained) and per-clip predictions.
+    source: the clips as extraction read them (from the decode-once audio cache where it is on)."""
+    trainer, splits, runs, n_skipped = prepared or prepare(entry, source, frontend, inputs, recipe, grid, cache_dir)
     root = runs.root
-    trainer = Trainer(frontend.build, source, clips, X, inputs, recipe, grid.seed, root)
     with runs.lock():                   # the svm and elm jobs of one front-end share its training runs: one trains
         runs.begin()
         summaries = [trainer.fold(s) for s in splits]
@@ -71,7 +112,7 @@ def train_stage(entry: FeatureEntry, source: ClipSource, frontend: FrontendFacto
                 fold=fold_label(split), setting=json.dumps({"lr": lr, "epochs": epochs}, sort_keys=True),
                 accuracy=float((table["label"] == table["predicted"]).mean()),
                 selection_score=-done["best_val_loss"] if name == TRAINED else "",
-                n_train=done["n_train"], n_test=done["n_test"], n_skipped=int((~usable).sum()),
+                n_train=done["n_train"], n_test=done["n_test"], n_skipped=n_skipped,
                 grid_seconds=done["seconds"] if name == TRAINED else done["proxy_seconds"], feature_key=root.name))
             predictions.append(table.assign(classifier=name))
     e2e = rows_table(rows)

@@ -8,6 +8,7 @@ give the one-epoch proxy. Each run and each fold is a cache entry of its own (el
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -182,6 +183,32 @@ class Trainer:
             feats.append(f.float().cpu().numpy())
             preds.append(model.head(model.norm(f)).argmax(1).cpu().numpy())
         return np.concatenate(preds), np.concatenate(feats)
+
+    # -------------------------------------------------------------------------------- proxies
+    def proxy_batch(self, split: dict, size: int) -> np.ndarray:
+        """Rows of the minibatch the proxies score: drawn from the split's training part by (seed, split)."""
+        train = split["train"]
+        rng = np.random.default_rng([self.seed, int(split["outer"]) + 1, 31])
+        return np.sort(rng.choice(train, size=min(int(size), len(train)), replace=False))
+
+    def proxies(self, split: dict, names: list[str], size: int) -> dict:
+        """name -> {value, seconds} of the model at initialisation on the split's minibatch (whole inputs).
+        A data-dependent proxy's seconds include the training part's statistics pass its network needs."""
+        from .proxies import DATA_FREE, ProxyNet, score
+
+        t0 = time.perf_counter()
+        model = self.model(float(self.recipe.lrs[0]), split["train"]).to(self.device).eval()
+        stats_seconds = time.perf_counter() - t0
+        rows = self.proxy_batch(split, size)
+        xs, ys = zip(*[(x, y) for x, y in self.loader(rows, False)])
+        x, y = torch.cat(xs).to(self.device), torch.cat(ys).to(self.device)
+        mean, std = float(model.input_stats[0]), float(model.input_stats[1])
+        net = ProxyNet(model.frontend, model.head, before=lambda v: (v - mean) / std, after=model.norm)
+        out = score(net, x, y, names)
+        for name, rec in out.items():
+            if name not in DATA_FREE:
+                rec["seconds"] = round(rec["seconds"] + stats_seconds, 4)
+        return out
 
     # -------------------------------------------------------------------------------- one fold
     def fold(self, split: dict) -> dict:

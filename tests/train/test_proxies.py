@@ -109,3 +109,39 @@ def test_invariants_on_real_frontends(name, depth, frontend_configs, example_inp
     if depth is not None:
         assert sum(per_weight) == pytest.approx(depth * total, rel=1e-9)
     assert proxies.n_params(net) == sum(p.numel() for p in fe.parameters()) + fe.feature_dim * 3 + 3
+
+
+# ----------------------------------------------------------------------------- the stage
+def test_proxies_stage_scores_every_fold_without_training_and_caches(tmp_path):
+    import pandas as pd
+
+    from helpers import TINY, run_job
+
+    cache = tmp_path / "cache"
+    job = [*TINY, "dataset.n_per_class=10", "recipe=tiny", "frontend=temporal", "input.n_frames=344",
+           "stage='all,proxies'", "proxies.batch_size=8"]
+    run_job(job, tmp_path / "a", cache)
+    scores = pd.read_csv(tmp_path / "a" / "scores.csv", dtype={"fold": str})
+    assert len(scores) == 3 * len(proxies.NAMES) and set(scores.fold) == {"0", "1", "2"}
+    assert set(scores.predictor) == set(proxies.NAMES) and scores.batch.eq(8).all()
+    assert scores.score.notna().all() and (scores.seconds >= 0).all()
+    # size proxies do not depend on the fold; the data-dependent ones do (another minibatch per fold)
+    by = scores.pivot(index="fold", columns="predictor", values="score")
+    assert by["params"].nunique() == 1 and by["flops"].nunique() == 1 and by["snip"].nunique() == 3
+    assert not list((cache / "trained").rglob("*.ckpt"))                        # nothing was trained
+    stored = next((cache / "proxies").rglob("scores.json"))
+    mtime = stored.stat().st_mtime_ns
+    run_job(job, tmp_path / "b", cache)                                         # read, not scored again
+    again = pd.read_csv(tmp_path / "b" / "scores.csv", dtype={"fold": str})
+    pd.testing.assert_frame_equal(again, scores)
+    assert stored.stat().st_mtime_ns == mtime
+
+
+def test_unknown_proxy_name_fails_before_any_work(tmp_path):
+    from elmarc.errors import UserError
+
+    from helpers import TINY, run_job
+
+    with pytest.raises(UserError, match=r"proxies.names=\['naswot', 'zen'\]: unknown \['zen'\]"):
+        run_job([*TINY, "stage='all,proxies'", "proxies.names=[naswot,zen]"], tmp_path / "a", tmp_path / "cache")
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").rglob("*.npy"))

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
+from elmarc.config import PROXY_NAMES
 from elmarc.report.agreement import agreement, bootstrap_interval, rank_agreement
 
 from helpers import ROOT, TINY, run_job, run_sweep
@@ -46,8 +47,11 @@ def test_tiny_recipe_learns_and_the_report_compares_the_rankings(tmp_path):
     report = (sweep / "report.md").read_text()
     assert "Random vs trained" in report and "random_vs_trained_synthetic_rhythm_small_paper.png" in report
     agree = pd.read_csv(sweep / "agreement.csv")
-    assert set(agree.predictor) == {"svm", "svm@trained", "trained@1epoch"}
+    assert set(agree.predictor) == {"svm", "svm@trained", "trained@1epoch", *PROXY_NAMES}
     assert agree.n_frontends.eq(2).all() and agree.n_units.eq(3).all()
+    scores = pd.read_csv(sweep / "proxies.csv")                                     # 2 front-ends x 3 folds x 8
+    assert len(scores) == 48 and scores.groupby(["frontend", "predictor"]).size().eq(3).all()
+    assert "Proxy scores" in report
     assert np.allclose(agree.rho.abs(), 1.0)                                        # two front-ends: +-1
     fronts = pd.read_csv(sweep / "random_vs_trained.csv")
     assert (fronts.training_seconds > 0).all() and (fronts.random_seconds > 0).all()
@@ -167,6 +171,14 @@ def test_agreement_of_perfect_and_reversed_rankings():
     assert (rev.predictor_winner, rev.trained_winner) == ("a", "d")
     near = agreement(fake_rows([1, 2, 4, 3], [1, 2, 3, 4])).iloc[0]          # winner 2nd in trained: top 3
     assert near.rho == pytest.approx(0.8) and not near.same_winner and near.winner_in_trained_top3
+    # a proxy's scores rank beside the classifiers: one per (seed, fold), its own scale, a non-finite one missing
+    rows = fake_rows([1, 2, 3, 4], [1, 2, 3, 4])
+    units = rows[rows.classifier == "trained"][["dataset", "width", "protocol", "seed", "fold", "frontend", "accuracy"]]
+    scores = units.assign(predictor="params", score=-1e6 * units.accuracy, seconds=0.1).drop(columns="accuracy")
+    scores.loc[scores.index[0], "score"] = float("-inf")
+    by = agreement(rows, scores).set_index("predictor")
+    assert list(by.index) == ["svm", "params"]
+    assert (by.loc["params", "tau"], by.loc["params", "predictor_winner"], by.loc["params", "n_units"]) == (-1.0, "a", 4)
 
 
 def test_a_crafted_checkpoint_never_runs_its_payload(tmp_path):
