@@ -264,6 +264,13 @@ class ESC50Dataset(FileDataset):
 
 
 @dataclass
+class FSDDDataset(FileDataset):
+    _target_: str = "elmarc.datasets.fsdd.build"
+    name: str = "fsdd"
+    takes_per_digit: Optional[int] = None    # takes 0..n-1 of each (speaker, digit); null: all 50
+
+
+@dataclass
 class FolderDataset(FileDataset):
     _target_: str = "elmarc.datasets.folder.build"
     name: str = "folder"
@@ -319,6 +326,7 @@ class Config:
 SCHEMAS = {
     "dataset": {"synthetic": SyntheticDataset, "gtzan": GTZANDataset, "ballroom": BallroomDataset,
                 "urbansound8k": UrbanSound8KDataset, "esc10": ESC10Dataset, "esc50": ESC50Dataset,
+                "fsdd": FSDDDataset,
                 "folder": FolderDataset},
     "classifier": {"svm": SVMConfig, "elm": ELMConfig},
     "frontend": {"frontend": FrontendConfig},

@@ -85,6 +85,16 @@ def esc50_tree(root: Path, per_fold: int = 2) -> Path:
     return root
 
 
+def fsdd_tree(root: Path, speakers=("george", "jackson", "lucas"), takes: int = 3) -> Path:
+    """The FSDD repository's layout: recordings/{digit}_{speaker}_{take}.wav, 8 kHz, a tone per digit."""
+    for s, speaker in enumerate(speakers):
+        for digit in range(3):
+            for take in range(takes):
+                write_audio(root / "recordings" / f"{digit}_{speaker}_{take}.wav",
+                            tone(digit, 4000, 8000, 11 * digit + 5 * s + take), 8000)
+    return root
+
+
 def folder_tree(root: Path, per_class: int = 6) -> Path:
     for c, name in enumerate(["bird", "engine", "voice"]):
         for j in range(per_class):

@@ -100,6 +100,19 @@ def test_esc10_and_esc50_layouts(tmp_path):
     assert len(e50) == 30 and len(e10) == 20 and set(e10.clips.label) == {"dog", "rooster"}
 
 
+def test_fsdd_layout_folds_by_speaker_and_subset(tmp_path):
+    root = fixtures.fsdd_tree(tmp_path / "fsdd")
+    src = build_dataset({"_target_": "elmarc.datasets.fsdd.build", "root": str(root), "takes_per_digit": None})
+    assert len(src) == 27 and set(src.clips.label) == {"0", "1", "2"}
+    speaker = src.clips.clip_id.str.split("_").str[1]
+    assert (src.clips.fold == speaker.map({"george": 0, "jackson": 1, "lucas": 2})).all()   # leave one speaker out
+    sub = build_dataset({"_target_": "elmarc.datasets.fsdd.build", "root": str(root), "takes_per_digit": 2})
+    assert len(sub) == 18 and set(sub.clips.clip_id.str.split("_").str[2]) == {"0", "1"}
+    (root / "recordings" / "notes.wav").write_bytes(b"")
+    with pytest.raises(DatasetError, match=r"notes.wav is not named \{digit\}_\{speaker\}_\{take\}.wav"):
+        build_dataset({"_target_": "elmarc.datasets.fsdd.build", "root": str(root), "takes_per_digit": None})
+
+
 def test_folder_dataset_and_list(tmp_path):
     root = fixtures.folder_tree(tmp_path / "f")
     src = build_dataset({"_target_": "elmarc.datasets.folder.build", "root": str(root), "n_folds": 3})
@@ -113,7 +126,7 @@ def test_folder_dataset_and_list(tmp_path):
     assert listed.scheme == "predefined" and len(listed) == 6
 
 
-@pytest.mark.parametrize("name", ["gtzan", "ballroom", "urbansound8k", "esc10", "esc50", "folder"])
+@pytest.mark.parametrize("name", ["gtzan", "ballroom", "urbansound8k", "esc10", "esc50", "fsdd", "folder"])
 def test_missing_root_is_a_clear_error(name, tmp_path):
     with pytest.raises(DatasetError) as err:
         run_job([f"dataset={name}", f"dataset.root={tmp_path}/nonexistent", "frontend=mfcc"], tmp_path / "r", tmp_path / "c")
@@ -133,7 +146,8 @@ def test_missing_root_on_the_command_line_exits_2_without_a_traceback(tmp_path):
 @pytest.mark.slow
 def test_end_to_end_on_real_layouts(tmp_path, gtzan_root):
     trees = {"gtzan": gtzan_root, "urbansound8k": fixtures.urbansound_tree(tmp_path / "u"),
-             "esc10": fixtures.esc10_tree(tmp_path / "e"), "folder": fixtures.folder_tree(tmp_path / "f")}
+             "esc10": fixtures.esc10_tree(tmp_path / "e"), "fsdd": fixtures.fsdd_tree(tmp_path / "s"),
+             "folder": fixtures.folder_tree(tmp_path / "f")}
     for name, root in trees.items():
         run_dir = tmp_path / f"run_{name}"
         run_job([f"dataset={name}", f"dataset.root={root}", "frontend=mfcc", "extract.progress=false"]
