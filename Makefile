@@ -20,8 +20,9 @@ GTZAN_ROOT    ?=
 BALLROOM_ROOT ?=
 US8K_ROOT     ?=
 ESC10_ROOT    ?= ../shared/data/esc10
+FSDD_ROOT     ?=
 
-.PHONY: install run test test-quick bench bench-classify describe clean paper paper-gtzan paper-ballroom paper-us8k paper-esc10 esc10-small random-vs-trained-esc10
+.PHONY: install run test test-quick bench bench-classify describe clean paper paper-gtzan paper-ballroom paper-us8k paper-esc10 esc10-small random-vs-trained-esc10 proxy-study proxy-tables
 
 install: $(STAMP)
 
@@ -101,6 +102,28 @@ random-vs-trained-esc10: install
 	$(PYTHON) -m elmarc.main -m dataset=esc10 dataset.root=$(ESC10_ROOT) frontend=$(TRAIN_FRONTENDS) features=small \
 	  seed=$(STUDY_SEEDS) classifier=svm,elm "stage='all,train'" recipe=$(RECIPE) extract.progress=false \
 	  recipe.progress=false hydra.sweep.dir=$(STUDY_DIR) $(EXTRA) || { $(PYTHON) -m elmarc.report $(STUDY_DIR); exit 1; }
+
+# Which training-free predictor (README): the ten CNN front-ends and the declared family (frontend=family/*) on
+# ESC-10 and FSDD (its speaker folds, 6 takes of each digit: 360 clips); SVM and ELM on random features, the NAS
+# proxies at initialisation, and training with the budget recipe. Resumable: run it again after an interruption.
+# PROXY_STAGES='all,proxies' gives every training-free condition without training anything.
+PROXY_SET      ?= ten
+PROXY_DATASET  ?= esc10
+PROXY_STAGES   ?= all,train
+PROXY_DIR      ?= multirun/proxy-study/$(PROXY_DATASET)-$(PROXY_SET)
+FAMILY_FRONTENDS = $(shell $(PYTHON) -m elmarc.frontends.family list | paste -sd, -)
+PROXY_FRONTENDS  = $(if $(filter family,$(PROXY_SET)),$(FAMILY_FRONTENDS),$(TRAIN_FRONTENDS))
+PROXY_DATA_esc10 = dataset=esc10 dataset.root=$(ESC10_ROOT)
+PROXY_DATA_fsdd  = dataset=fsdd dataset.root=$(FSDD_ROOT) dataset.takes_per_digit=6
+proxy-study: install
+	$(PYTHON) -m elmarc.main -m $(PROXY_DATA_$(PROXY_DATASET)) frontend=$(PROXY_FRONTENDS) features=small \
+	  seed=$(STUDY_SEEDS) classifier=svm,elm "stage='$(PROXY_STAGES)'" recipe=$(RECIPE) extract.progress=false \
+	  recipe.progress=false hydra.sweep.dir=$(PROXY_DIR) $(EXTRA) || { $(PYTHON) -m elmarc.report $(PROXY_DIR); exit 1; }
+	$(PYTHON) -m elmarc.report.study $(PROXY_DIR) --set $(PROXY_SET) --out docs/data/proxies/$(PROXY_DATASET)-$(PROXY_SET).csv
+
+# the README's table from the study's CSVs (docs/data/proxies/*.csv): nothing is trained or extracted
+proxy-tables: install
+	$(PYTHON) -m elmarc.report.study --tables docs/data/proxies
 
 clean:
 	rm -rf cache outputs .pytest_cache

@@ -52,6 +52,15 @@ def test_tiny_recipe_learns_and_the_report_compares_the_rankings(tmp_path):
     scores = pd.read_csv(sweep / "proxies.csv")                                     # 2 front-ends x 3 folds x 8
     assert len(scores) == 48 and scores.groupby(["frontend", "predictor"]).size().eq(3).all()
     assert "Proxy scores" in report
+    # the study CSV holds every condition per fold, and the agreement made from it alone is the report's
+    from elmarc.report import study
+    table = study.study_rows(sweep, "two")
+    assert set(table.condition) == {"svm", "svm@trained", "trained", "trained@1epoch", *PROXY_NAMES}
+    assert table.groupby(["frontend", "condition"]).size().eq(3).all() and (table.seconds >= 0).all()
+    path = study.write_csv(table, tmp_path / "study" / "synthetic-two.csv", "the command")
+    assert path.read_text().startswith("# the command\n")
+    from_csv = study.agreement_table(study.read_csv(path)).set_index("predictor")
+    np.testing.assert_allclose(from_csv.loc[agree.predictor, "tau"], agree.tau)
     assert np.allclose(agree.rho.abs(), 1.0)                                        # two front-ends: +-1
     fronts = pd.read_csv(sweep / "random_vs_trained.csv")
     assert (fronts.training_seconds > 0).all() and (fronts.random_seconds > 0).all()

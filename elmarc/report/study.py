@@ -1,0 +1,166 @@
+"""The proxy study as data: a sweep's conditions in one small CSV, and the README's table from such CSVs.
+
+    python -m elmarc.report.study <sweep folder> --set ten --out docs/data/proxies/esc10-ten.csv
+    python -m elmarc.report.study --tables docs/data/proxies        # the table, from the CSVs alone
+
+A study CSV has one row per (dataset, front-end, width, protocol, seed, fold, condition), long:
+    condition   svm, elm (random features), trained, trained@1epoch, svm@trained, elm@trained, or a proxy name
+    value       accuracy for the classifiers, the score for a proxy
+    seconds     what that fold's value cost: a proxy's minibatch; a fold's training (every learning rate); for the
+                random read-out, the extraction plus the whole grid, shared equally by the folds
+and its first line, a comment, is the command that made it. A new predictor is compared by adding its rows
+(score per seed and fold); nothing is trained again.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config import PROXY_NAMES
+from .agreement import TRAINED, agreement
+from .tables import gather, gather_scores
+
+KEYS = ["dataset", "set", "frontend", "width", "protocol", "seed", "fold"]
+COLUMNS = KEYS + ["condition", "value", "seconds"]
+
+
+def study_rows(sweep: Path, set_name: str) -> pd.DataFrame:
+    """The long table of one sweep folder (features as extracted; the standardised grid rows are left out)."""
+    rows, _, _ = gather(Path(sweep))
+    out = []
+    if len(rows):
+        rows = rows[rows["standardize"].astype(str).str.lower() == "false"]
+        rows = rows.drop_duplicates(subset=["dataset", "frontend", "width", "protocol", "classifier", "seed", "fold"])
+        for (fe, clf, seed), g in rows.groupby(["frontend", "classifier", "seed"]):
+            seconds = g["grid_seconds"].astype(float)
+            if "@" not in clf and not clf.startswith("trained"):       # the grid's seconds are on every fold's row
+                extract = pd.to_numeric(g.get("extract_seconds", pd.Series(0.0, index=g.index)), errors="coerce").fillna(0.0)
+                seconds = (seconds + extract) / len(g)
+            out.append(pd.DataFrame({"dataset": g["dataset"], "set": set_name, "frontend": fe, "width": g["width"],
+                                     "protocol": g["protocol"], "seed": int(seed), "fold": g["fold"].astype(str),
+                                     "condition": clf, "value": g["accuracy"].astype(float), "seconds": seconds}))
+    scores = gather_scores(Path(sweep))
+    if len(scores):
+        out.append(pd.DataFrame({"dataset": scores["dataset"], "set": set_name, "frontend": scores["frontend"],
+                                 "width": scores["width"], "protocol": scores["protocol"], "seed": scores["seed"].astype(int),
+                                 "fold": scores["fold"].astype(str), "condition": scores["predictor"],
+                                 "value": pd.to_numeric(scores["score"], errors="coerce"),
+                                 "seconds": scores["seconds"].astype(float)}))
+    if not out:
+        return pd.DataFrame(columns=COLUMNS)
+    table = pd.concat(out, ignore_index=True)[COLUMNS]
+    return table.sort_values(["frontend", "condition", "seed", "fold"], kind="stable").reset_index(drop=True)
+
+
+def write_csv(table: pd.DataFrame, path: Path, command: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"# {command}\n" + table.to_csv(index=False, float_format="%.10g"))
+    return path
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, comment="#", dtype={"fold": str})
+
+
+def as_rows_and_scores(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The long table back in the report's shapes (result rows; proxy scores), for report.agreement."""
+    is_proxy = table["condition"].isin(PROXY_NAMES)
+    r = table[~is_proxy]
+    rows = pd.DataFrame({"dataset": r["dataset"], "width": r["width"], "protocol": r["protocol"], "standardize": False,
+                         "seed": r["seed"], "fold": r["fold"], "frontend": r["frontend"], "classifier": r["condition"],
+                         "accuracy": r["value"]})
+    s = table[is_proxy]
+    scores = pd.DataFrame({"dataset": s["dataset"], "width": s["width"], "protocol": s["protocol"], "seed": s["seed"],
+                           "fold": s["fold"], "frontend": s["frontend"], "predictor": s["condition"], "score": s["value"]})
+    return rows, scores
+
+
+def cost_per_architecture(table: pd.DataFrame) -> pd.Series:
+    """condition -> median over front-ends of the seconds of every fold (mean over seeds)."""
+    per = table.groupby(["frontend", "condition", "seed"])["seconds"].sum().groupby(["frontend", "condition"]).mean()
+    return per.groupby("condition").median()
+
+
+def agreement_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, set) x predictor: Kendall's tau and Spearman's rho with the trained ranking, their intervals,
+    winners, and the cost per architecture."""
+    out = []
+    for (ds, set_name), g in table.groupby(["dataset", "set"], sort=True):
+        if not (g["condition"] == TRAINED).any():
+            continue
+        rows, scores = as_rows_and_scores(g)
+        agree = agreement(rows, scores)
+        cost = cost_per_architecture(g)
+        for r in agree.itertuples():
+            out.append({"dataset": ds, "set": set_name, "predictor": r.predictor, "n_frontends": r.n_frontends,
+                        "n_units": r.n_units, "tau": r.tau, "tau_low": r.tau_low, "tau_high": r.tau_high, "rho": r.rho,
+                        "rho_low": r.rho_low, "rho_high": r.rho_high, "same_winner": r.same_winner,
+                        "winner_in_trained_top3": r.winner_in_trained_top3, "predictor_winner": r.predictor_winner,
+                        "trained_winner": r.trained_winner, "seconds_per_architecture": cost.get(r.predictor, np.nan),
+                        "trained_seconds_per_architecture": cost.get(TRAINED, np.nan)})
+    return pd.DataFrame(out)
+
+
+def markdown(agree: pd.DataFrame) -> str:
+    def num(x):
+        return "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.2f}"
+
+    def secs(x):
+        return "n/a" if np.isnan(x) else (f"{x:.2g}" if x < 10 else f"{x:.0f}")
+
+    lines = []
+    for (ds, set_name), g in agree.groupby(["dataset", "set"], sort=True):
+        g = g.sort_values("tau", ascending=False)
+        lines += [f"**{ds}, {set_name}** ({int(g.n_frontends.max())} architectures, {int(g.n_units.max())} folds; "
+                  f"trained winner {g.trained_winner.iloc[0]}, "
+                  f"training {secs(g.trained_seconds_per_architecture.iloc[0])} s per architecture)", "",
+                  "| predictor | Kendall tau [95%] | Spearman rho [95%] | its winner | in trained top 3 | s per architecture |",
+                  "|---|---|---|---|---|---|"]
+        for r in g.itertuples():
+            lines.append(f"| {r.predictor} | {num(r.tau)} [{num(r.tau_low)}, {num(r.tau_high)}] | {num(r.rho)} "
+                         f"[{num(r.rho_low)}, {num(r.rho_high)}] | {r.predictor_winner}{' (= trained)' if r.same_winner else ''} | "
+                         f"{'yes' if r.winner_in_trained_top3 else 'no'} | {secs(r.seconds_per_architecture)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m elmarc.report.study", description=__doc__.split("\n")[0])
+    ap.add_argument("sweep", nargs="?", help="a sweep folder of the study")
+    ap.add_argument("--set", default="ten", help="the name of its set of architectures (ten, family)")
+    ap.add_argument("--out", help="the study CSV to write")
+    ap.add_argument("--tables", help="a folder of study CSVs: print the agreement table, write agreement.csv/.md there")
+    args = ap.parse_args(argv)
+    if args.tables:
+        folder = Path(args.tables)
+        paths = sorted(p for p in folder.glob("*.csv") if p.name != "agreement.csv")
+        if not paths:
+            print(f"elmarc.report.study: no study CSVs in {folder}", file=sys.stderr)
+            return 2
+        agree = agreement_table(pd.concat([read_csv(p) for p in paths], ignore_index=True))
+        agree.to_csv(folder / "agreement.csv", index=False, float_format="%.6g")
+        text = markdown(agree) if len(agree) else "no study has trained rows yet\n"
+        (folder / "agreement.md").write_text(text)
+        print(text)
+        return 0
+    if not args.sweep or not args.out or not Path(args.sweep).is_dir():
+        print("elmarc.report.study: give a sweep folder and --out (or --tables <folder>)", file=sys.stderr)
+        return 2
+    command = " ".join(["python -m elmarc.report.study", *(argv if argv is not None else sys.argv[1:])])
+    overrides = Path(args.sweep) / "multirun.yaml"
+    if overrides.is_file():
+        import yaml
+
+        task = yaml.safe_load(overrides.read_text()).get("hydra", {}).get("overrides", {}).get("task", [])
+        command = "elmarc -m " + " ".join(task) + f"  &&  {command}"
+    table = study_rows(Path(args.sweep), args.set)
+    print(write_csv(table, Path(args.out), command), f"({len(table)} rows)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
