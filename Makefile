@@ -105,21 +105,25 @@ random-vs-trained-esc10: install
 
 # Which training-free predictor (README): the ten CNN front-ends and the declared family (frontend=family/*) on
 # ESC-10 and FSDD (its speaker folds, 6 takes of each digit: 360 clips); SVM and ELM on random features, the NAS
-# proxies at initialisation, and training with the budget recipe. Resumable: run it again after an interruption.
+# proxies at initialisation, and training with the budget recipe. Resumable on one machine (the cache) and across
+# machines (the CSV): with training it runs only the front-ends the CSV has no trained rows for, then merges.
 # PROXY_STAGES='all,proxies' gives every training-free condition without training anything.
 PROXY_SET      ?= ten
 PROXY_DATASET  ?= esc10
 PROXY_STAGES   ?= all,train
 PROXY_DIR      ?= multirun/proxy-study/$(PROXY_DATASET)-$(PROXY_SET)
+PROXY_CSV      ?= docs/data/proxies/$(PROXY_DATASET)-$(PROXY_SET).csv
 FAMILY_FRONTENDS = $(shell $(PYTHON) -m elmarc.frontends.family list | paste -sd, -)
 PROXY_FRONTENDS  = $(if $(filter family,$(PROXY_SET)),$(FAMILY_FRONTENDS),$(TRAIN_FRONTENDS))
+PROXY_TODO       = $(if $(findstring train,$(PROXY_STAGES)),$(shell $(PYTHON) -m elmarc.report.study --untrained $(PROXY_CSV) --frontends $(PROXY_FRONTENDS)),$(PROXY_FRONTENDS))
 PROXY_DATA_esc10 = dataset=esc10 dataset.root=$(ESC10_ROOT)
 PROXY_DATA_fsdd  = dataset=fsdd dataset.root=$(FSDD_ROOT) dataset.takes_per_digit=6
 proxy-study: install
-	$(PYTHON) -m elmarc.main -m $(PROXY_DATA_$(PROXY_DATASET)) frontend=$(PROXY_FRONTENDS) features=small \
+	@todo='$(PROXY_TODO)'; if [ -z "$$todo" ]; then echo "$(PROXY_CSV): every front-end is trained"; exit 0; fi; \
+	set -x; $(PYTHON) -m elmarc.main -m $(PROXY_DATA_$(PROXY_DATASET)) frontend=$$todo features=small \
 	  seed=$(STUDY_SEEDS) classifier=svm,elm "stage='$(PROXY_STAGES)'" recipe=$(RECIPE) extract.progress=false \
-	  recipe.progress=false hydra.sweep.dir=$(PROXY_DIR) $(EXTRA) || { $(PYTHON) -m elmarc.report $(PROXY_DIR); exit 1; }
-	$(PYTHON) -m elmarc.report.study $(PROXY_DIR) --set $(PROXY_SET) --out docs/data/proxies/$(PROXY_DATASET)-$(PROXY_SET).csv
+	  recipe.progress=false hydra.sweep.dir=$(PROXY_DIR) $(EXTRA) || { $(PYTHON) -m elmarc.report $(PROXY_DIR); exit 1; }; \
+	$(PYTHON) -m elmarc.report.study $(PROXY_DIR) --set $(PROXY_SET) --out $(PROXY_CSV)
 
 # the README's table from the study's CSVs (docs/data/proxies/*.csv): nothing is trained or extracted
 proxy-tables: install

@@ -8,8 +8,12 @@ A study CSV has one row per (dataset, front-end, width, protocol, seed, fold, co
     value       accuracy for the classifiers, the score for a proxy
     seconds     what that fold's value cost: a proxy's minibatch; a fold's training (every learning rate); for the
                 random read-out, the extraction plus the whole grid, shared equally by the folds
-and its first line, a comment, is the command that made it. A new predictor is compared by adding its rows
+and its first lines, comments, are the commands that made it. A new predictor is compared by adding its rows
 (score per seed and fold); nothing is trained again.
+
+Writing into an existing CSV merges: a row of the new sweep replaces the row with the same key (KEYS + condition),
+the other rows stay. So a study moves between machines through its CSV: --untrained lists the front-ends whose
+training is not yet in it, and a sweep of just those completes it (make proxy-study does both).
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import PROXY_NAMES
+from ..storage import atomic_write_text
 from .agreement import TRAINED, agreement
 from .tables import gather, gather_scores
 
@@ -56,14 +61,42 @@ def study_rows(sweep: Path, set_name: str) -> pd.DataFrame:
     return table.sort_values(["frontend", "condition", "seed", "fold"], kind="stable").reset_index(drop=True)
 
 
-def write_csv(table: pd.DataFrame, path: Path, command: str) -> Path:
+def write_csv(table: pd.DataFrame, path: Path, command: str, merge: bool = False) -> Path:
+    """The CSV at path, headed by its commands; merge: into the rows already there (the new ones win)."""
+    path = Path(path)
+    commands = [command]
+    if merge and path.is_file():
+        old = read_csv(path)
+        commands = [c for c in read_commands(path) if c != command] + commands
+        key = KEYS + ["condition"]
+        new_keys = pd.MultiIndex.from_frame(table[key].astype(str))
+        kept = old[~pd.MultiIndex.from_frame(old[key].astype(str)).isin(new_keys)]
+        table = pd.concat([kept, table], ignore_index=True)[COLUMNS]
+        table = table.sort_values(["frontend", "condition", "seed", "fold"], kind="stable").reset_index(drop=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"# {command}\n" + table.to_csv(index=False, float_format="%.10g"))
+    atomic_write_text(path, "".join(f"# {c}\n" for c in commands) + table.to_csv(index=False, float_format="%.10g"))
     return path
 
 
 def read_csv(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, comment="#", dtype={"fold": str})
+
+
+def read_commands(path: Path) -> list[str]:
+    lines = []
+    with open(path) as f:
+        for line in f:
+            if not line.startswith("# "):
+                break
+            lines.append(line[2:].rstrip("\n"))
+    return lines
+
+
+def untrained(table: pd.DataFrame, frontends: list[str]) -> list[str]:
+    """Those of frontends (in their order) without a trained row for every fold the table has for them."""
+    folds = table.groupby("frontend")["fold"].nunique()
+    trained = table[table["condition"] == TRAINED].groupby("frontend")["fold"].nunique()
+    return [f for f in frontends if f not in trained.index or trained[f] < folds.get(f, 0)]
 
 
 def as_rows_and_scores(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -134,7 +167,14 @@ def main(argv=None) -> int:
     ap.add_argument("--set", default="ten", help="the name of its set of architectures (ten, family)")
     ap.add_argument("--out", help="the study CSV to write")
     ap.add_argument("--tables", help="a folder of study CSVs: print the agreement table, write agreement.csv/.md there")
+    ap.add_argument("--untrained", metavar="CSV", help="print which of --frontends have no trained rows in CSV yet")
+    ap.add_argument("--frontends", default="", help="with --untrained: the set's front-ends, comma-separated")
     args = ap.parse_args(argv)
+    if args.untrained:
+        names = [f for f in args.frontends.split(",") if f]
+        table = read_csv(Path(args.untrained)) if Path(args.untrained).is_file() else pd.DataFrame(columns=COLUMNS)
+        print(",".join(untrained(table, names)))
+        return 0
     if args.tables:
         folder = Path(args.tables)
         paths = sorted(p for p in folder.glob("*.csv") if p.name != "agreement.csv")
@@ -158,7 +198,8 @@ def main(argv=None) -> int:
         task = yaml.safe_load(overrides.read_text()).get("hydra", {}).get("overrides", {}).get("task", [])
         command = "elmarc -m " + " ".join(task) + f"  &&  {command}"
     table = study_rows(Path(args.sweep), args.set)
-    print(write_csv(table, Path(args.out), command), f"({len(table)} rows)")
+    path = write_csv(table, Path(args.out), command, merge=True)
+    print(path, f"({len(table)} rows of this sweep, {len(read_csv(path))} in all)")
     return 0
 
 

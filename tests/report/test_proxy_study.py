@@ -1,0 +1,60 @@
+"""The proxy study's CSVs (elmarc.report.study): merging across machines, what is left to train, the table."""
+import numpy as np
+import pandas as pd
+
+from elmarc.report import study
+
+FRONTENDS = ["a", "b", "c", "d"]
+
+
+def long_rows(conditions: dict, folds=(0, 1, 2), seconds=1.0, dataset="toy", set_name="ten"):
+    """condition -> per front-end value (the same on every fold, plus a small fold offset)."""
+    rows = []
+    for cond, values in conditions.items():
+        for fe, v in zip(FRONTENDS, values):
+            for f in folds:
+                rows.append({"dataset": dataset, "set": set_name, "frontend": fe, "width": "small", "protocol": "paper",
+                             "seed": 0, "fold": str(f), "condition": cond, "value": v + 0.001 * f, "seconds": seconds})
+    return pd.DataFrame(rows)[study.COLUMNS]
+
+
+def test_merge_keeps_other_rows_and_replaces_same_keys(tmp_path):
+    path = tmp_path / "toy-ten.csv"
+    first = long_rows({"svm": [0.9, 0.8, 0.7, 0.6], "params": [4, 3, 2, 1]})
+    study.write_csv(first, path, "first command")
+    trained = long_rows({"trained": [0.5, 0.6, 0.7, 0.8]})
+    trained = trained[trained.frontend.isin(["a", "b"])]
+    again = long_rows({"svm": [0.1, 0.8, 0.7, 0.6]})                # a rerun of svm on "a" replaces its rows
+    study.write_csv(pd.concat([trained, again[again.frontend == "a"]]), path, "second command", merge=True)
+    merged = study.read_csv(path)
+    assert study.read_commands(path) == ["first command", "second command"]
+    assert len(merged) == len(first) + len(trained)
+    svm = merged[merged.condition == "svm"].groupby("frontend").value.first()
+    np.testing.assert_allclose(svm.to_numpy(), [0.1, 0.8, 0.7, 0.6])
+    assert study.untrained(merged, FRONTENDS) == ["c", "d"]
+    # without merge the file holds only the new rows
+    study.write_csv(trained, path, "third command")
+    assert study.read_commands(path) == ["third command"] and len(study.read_csv(path)) == len(trained)
+
+
+def test_untrained_counts_folds():
+    table = long_rows({"svm": [1, 1, 1, 1], "trained": [1, 1, 1, 1]})
+    partial = table[~((table.frontend == "b") & (table.condition == "trained") & (table.fold == "2"))]
+    assert study.untrained(partial, FRONTENDS) == ["b"]
+    assert study.untrained(table, FRONTENDS + ["e"]) == ["e"]
+
+
+def test_agreement_table_from_csv_rows(tmp_path):
+    trained = [0.5, 0.6, 0.7, 0.8]
+    table = long_rows({"trained": trained, "svm": [0.2, 0.3, 0.4, 0.5], "elm": [0.8, 0.7, 0.6, 0.5],
+                       "params": [1, 2, 4, 3]}, seconds=2.0)
+    table.loc[table.condition == "trained", "seconds"] = 100.0
+    path = study.write_csv(table, tmp_path / "toy-ten.csv", "cmd")
+    agree = study.agreement_table(study.read_csv(path)).set_index("predictor")
+    assert agree.loc["svm", "tau"] == 1.0 and agree.loc["elm", "tau"] == -1.0
+    np.testing.assert_allclose(agree.loc["params", "tau"], 4 / 6)     # one discordant pair of six
+    assert agree.loc["svm", "same_winner"] and agree.loc["svm", "predictor_winner"] == "d"
+    assert agree.loc["svm", "seconds_per_architecture"] == 6.0       # three folds x 2 s
+    assert agree.loc["svm", "trained_seconds_per_architecture"] == 300.0
+    text = study.markdown(agree.reset_index())
+    assert "**toy, ten** (4 architectures, 3 folds" in text and "| svm | 1.00" in text
