@@ -113,7 +113,7 @@ PROXY_DATASET  ?= esc10
 PROXY_STAGES   ?= all,train
 PROXY_DIR      ?= multirun/proxy-study/$(PROXY_DATASET)-$(PROXY_SET)
 PROXY_CSV      ?= docs/data/proxies/$(PROXY_DATASET)-$(PROXY_SET).csv
-FAMILY_FRONTENDS = $(shell $(PYTHON) -m elmarc.frontends.family list | paste -sd, -)
+FAMILY_FRONTENDS = $(shell $(PYTHON) -m elmarc.frontends.family list --interleave | paste -sd, -)
 PROXY_FRONTENDS  = $(if $(filter family,$(PROXY_SET)),$(FAMILY_FRONTENDS),$(TRAIN_FRONTENDS))
 PROXY_TODO       = $(if $(findstring train,$(PROXY_STAGES)),$(shell $(PYTHON) -m elmarc.report.study --untrained $(PROXY_CSV) --frontends $(PROXY_FRONTENDS)),$(PROXY_FRONTENDS))
 PROXY_DATA_esc10 = dataset=esc10 dataset.root=$(ESC10_ROOT)

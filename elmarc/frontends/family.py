@@ -8,7 +8,7 @@ replacement from its grid, enumerated in a fixed order (parameters sorted by nam
 random.Random(f"{seed}:{template}"); so a family is the same on any machine and Python version.
 
     python -m elmarc.frontends.family write [family.yaml]     # -> elmarc/conf/frontend/family/<variant>.yaml
-    python -m elmarc.frontends.family list  [family.yaml]
+    python -m elmarc.frontends.family list  [family.yaml] [--interleave]
 """
 from __future__ import annotations
 
@@ -98,6 +98,16 @@ def sample(family: dict) -> list[dict]:
     return out
 
 
+def interleaved(variants: list[dict]) -> list[dict]:
+    """Round-robin over the templates (each template's first variant, then each one's second, ...): a run in this
+    order that stops early has trained some of every template."""
+    by_template: dict[str, list[dict]] = {}
+    for v in variants:
+        by_template.setdefault(v["template"], []).append(v)
+    rounds = max(len(vs) for vs in by_template.values())
+    return [vs[i] for i in range(rounds) for vs in by_template.values() if i < len(vs)]
+
+
 def _with_nf(layers, nf):
     """Filter counts equal to the nf parameter written as 'nf', so the large width scales them."""
     if nf is None:
@@ -127,11 +137,13 @@ def main(argv=None) -> int:
     parser.add_argument("command", choices=["write", "list"])
     parser.add_argument("family", nargs="?", default=str(DEFAULT))
     parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--interleave", action="store_true", help="list: round-robin over the templates")
     args = parser.parse_args(argv)
     try:
         family = load(args.family)
         if args.command == "list":
-            for v in sample(family):
+            variants = sample(family)
+            for v in interleaved(variants) if args.interleave else variants:
                 print(f"family/{v['name']}")
         else:
             source = Path(args.family).resolve()

@@ -32,6 +32,16 @@ def test_sampling_is_seeded_per_template_without_replacement():
     assert [v["name"] for v in other] != [v["name"] for v in variants]
 
 
+def test_interleaved_order_cycles_through_templates():
+    variants = fam.sample(fam.load())
+    order = fam.interleaved(variants)
+    assert sorted(v["name"] for v in order) == sorted(v["name"] for v in variants)
+    assert [v["template"] for v in order[:5]] == ["timbral", "temporal", "timbral_context", "frame", "sample"]
+    # within a template the sampled order stays
+    assert [v["name"] for v in order if v["template"] == "frame"] == [v["name"] for v in variants if v["template"] == "frame"]
+    assert [v["template"] for v in order[-4:]] == ["timbral", "timbral_context", "frame", "timbral"]   # 6, 5, 5 variants
+
+
 def test_placeholders_and_repeat_are_substituted():
     layers = fam.substitute([{"type": "conv1d", "kernel": "$k"}, {"repeat": "$n", "layers": [{"type": "relu"}]}],
                             {"k": 5, "n": 3}, "t")
