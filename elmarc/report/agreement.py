@@ -193,6 +193,24 @@ def scatter(table: pd.DataFrame, place: dict, predictor: str, path: Path) -> Pat
     return save_png(fig, path)
 
 
+def tau_plot(agree: pd.DataFrame, title: str, path: Path) -> Path:
+    """Each predictor's Kendall tau with the trained ranking and its 95% interval, best at the top."""
+    plt = pyplot()
+
+    g = agree.dropna(subset=["tau"]).sort_values("tau")
+    fig, ax = plt.subplots(figsize=(5.6, 0.9 + 0.32 * max(1, len(g))))
+    y = np.arange(len(g))
+    err = np.vstack([(g["tau"] - g["tau_low"]).clip(lower=0), (g["tau_high"] - g["tau"]).clip(lower=0)]).astype(float)
+    ax.errorbar(g["tau"], y, xerr=np.nan_to_num(err), fmt="o", capsize=3)
+    ax.set_yticks(y, g["predictor"])
+    ax.axvline(0, color="gray", linewidth=0.8, linestyle="--")
+    ax.set_xlim(-1.05, 1.05)
+    ax.set_xlabel("Kendall tau with the trained ranking [95% bootstrap]")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3, axis="x")
+    return save_png(fig, path)
+
+
 def markdown_section(agree: pd.DataFrame, fronts: pd.DataFrame, figures: list[Path],
                      proxy_scores: pd.DataFrame | None = None) -> list[str]:
     def num(x):

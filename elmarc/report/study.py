@@ -26,7 +26,7 @@ import pandas as pd
 
 from ..config import PROXY_NAMES
 from ..storage import atomic_write_text
-from .agreement import TRAINED, agreement
+from .agreement import TRAINED, agreement, tau_plot
 from .tables import gather, gather_scores
 
 KEYS = ["dataset", "set", "frontend", "width", "protocol", "seed", "fold"]
@@ -182,9 +182,11 @@ def main(argv=None) -> int:
             print(f"elmarc.report.study: no study CSVs in {folder}", file=sys.stderr)
             return 2
         agree = agreement_table(pd.concat([read_csv(p) for p in paths], ignore_index=True))
-        agree.to_csv(folder / "agreement.csv", index=False, float_format="%.6g")
+        atomic_write_text(folder / "agreement.csv", agree.to_csv(index=False, float_format="%.6g"))
         text = markdown(agree) if len(agree) else "no study has trained rows yet\n"
-        (folder / "agreement.md").write_text(text)
+        for (ds, set_name), g in agree.groupby(["dataset", "set"], sort=True) if len(agree) else []:
+            tau_plot(g, f"{ds}, {set_name}: {int(g.n_frontends.max())} architectures", folder / f"tau_{ds}-{set_name}.png")
+        atomic_write_text(folder / "agreement.md", text)
         print(text)
         return 0
     if not args.sweep or not args.out or not Path(args.sweep).is_dir():

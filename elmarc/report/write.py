@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..entry import safe_name
 from ..storage import atomic_write_csv, atomic_write_text
-from .agreement import PLACE, agreement, markdown_section, per_frontend, proxy_table, scatter
+from .agreement import PLACE, agreement, markdown_section, per_frontend, proxy_table, scatter, tau_plot
 from .clips import confusion_files
 from .plots import bar_chart
 from .ranks import cd_diagrams
@@ -77,6 +77,8 @@ def random_vs_trained(rows: pd.DataFrame, root: Path, scores: pd.DataFrame | Non
         if pred:
             name = safe_name("random_vs_trained_" + "_".join(map(str, place)) + ".png")
             figures.append(scatter(f, dict(zip(PLACE, place)), pred, root / name))
+    for place, g in agree.groupby(PLACE, sort=True):
+        figures.append(tau_plot(g, " · ".join(map(str, place)), root / safe_name("agreement_" + "_".join(map(str, place)) + ".png")))
     return markdown_section(agree, fronts, figures, proxy_table(scores)) if len(agree) else []
 
 

@@ -58,3 +58,16 @@ def test_agreement_table_from_csv_rows(tmp_path):
     assert agree.loc["svm", "trained_seconds_per_architecture"] == 300.0
     text = study.markdown(agree.reset_index())
     assert "**toy, ten** (4 architectures, 3 folds" in text and "| svm | 1.00" in text
+
+
+def test_tables_command_reads_only_the_csvs(tmp_path):
+    trained = long_rows({"trained": [0.5, 0.6, 0.7, 0.8], "svm": [0.2, 0.3, 0.5, 0.4]})
+    study.write_csv(trained, tmp_path / "toy-ten.csv", "cmd")
+    untrained_only = long_rows({"svm": [0.2, 0.3, 0.5, 0.4]}, dataset="other")
+    study.write_csv(untrained_only, tmp_path / "other-ten.csv", "cmd")
+    assert study.main(["--tables", str(tmp_path)]) == 0
+    agree = pd.read_csv(tmp_path / "agreement.csv")
+    assert set(agree.dataset) == {"toy"}                             # a study without training has no row
+    np.testing.assert_allclose(agree.set_index("predictor").loc["svm", "tau"], 4 / 6, rtol=1e-5)   # written to 6 digits
+    assert (tmp_path / "tau_toy-ten.png").stat().st_size > 5000 and not (tmp_path / "tau_other-ten.png").exists()
+    assert "**toy, ten**" in (tmp_path / "agreement.md").read_text()

@@ -65,6 +65,7 @@ def test_tiny_recipe_learns_and_the_report_compares_the_rankings(tmp_path):
     fronts = pd.read_csv(sweep / "random_vs_trained.csv")
     assert (fronts.training_seconds > 0).all() and (fronts.random_seconds > 0).all()
     assert (sweep / "random_vs_trained_synthetic_rhythm_small_paper.png").stat().st_size > 5000
+    assert (sweep / "agreement_synthetic_rhythm_small_paper.png").stat().st_size > 5000
     # a second run reads every fold from the checkpoints: the same rows, nothing trained again
     before = {p: p.stat().st_mtime_ns for p in (cache / "trained").rglob("best.ckpt")}
     again = run_sweep(jobs, tmp_path / "sweep2", cache)
