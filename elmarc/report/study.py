@@ -161,6 +161,30 @@ def markdown(agree: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def wide_markdown(agree: pd.DataFrame) -> str:
+    """The README's table: a row per predictor, a column per (dataset, set): Kendall tau [95%] and seconds per
+    architecture; rows in the order of the mean tau over the columns."""
+    def cell(r):
+        if r is None:
+            return "not run"
+        s = r.seconds_per_architecture
+        cost = "n/a" if np.isnan(s) else (f"{s:.2g}" if s < 10 else f"{s:.0f}")
+        return f"{r.tau:.2f} [{r.tau_low:.2f}, {r.tau_high:.2f}], {cost} s"
+
+    places = sorted({(r.dataset, r.set) for r in agree.itertuples()})
+    order = agree.groupby("predictor")["tau"].mean().sort_values(ascending=False).index
+    head = ["predictor"] + [f"{ds}, {s} ({int(g.n_frontends.max())}; training {g.trained_seconds_per_architecture.iloc[0]:.0f} s)"
+                            for (ds, s) in places for g in [agree[(agree.dataset == ds) & (agree.set == s)]]]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for name in order:
+        cells = []
+        for ds, s in places:
+            m = agree[(agree.dataset == ds) & (agree.set == s) & (agree.predictor == name)]
+            cells.append(cell(next(m.itertuples())) if len(m) else "not run")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m elmarc.report.study", description=__doc__.split("\n")[0])
     ap.add_argument("sweep", nargs="?", help="a sweep folder of the study")
@@ -183,7 +207,7 @@ def main(argv=None) -> int:
             return 2
         agree = agreement_table(pd.concat([read_csv(p) for p in paths], ignore_index=True))
         atomic_write_text(folder / "agreement.csv", agree.to_csv(index=False, float_format="%.6g"))
-        text = markdown(agree) if len(agree) else "no study has trained rows yet\n"
+        text = (wide_markdown(agree) + "\n" + markdown(agree)) if len(agree) else "no study has trained rows yet\n"
         for (ds, set_name), g in agree.groupby(["dataset", "set"], sort=True) if len(agree) else []:
             tau_plot(g, f"{ds}, {set_name}: {int(g.n_frontends.max())} architectures", folder / f"tau_{ds}-{set_name}.png")
         atomic_write_text(folder / "agreement.md", text)

@@ -70,4 +70,6 @@ def test_tables_command_reads_only_the_csvs(tmp_path):
     assert set(agree.dataset) == {"toy"}                             # a study without training has no row
     np.testing.assert_allclose(agree.set_index("predictor").loc["svm", "tau"], 4 / 6, rtol=1e-5)   # written to 6 digits
     assert (tmp_path / "tau_toy-ten.png").stat().st_size > 5000 and not (tmp_path / "tau_other-ten.png").exists()
-    assert "**toy, ten**" in (tmp_path / "agreement.md").read_text()
+    text = (tmp_path / "agreement.md").read_text()
+    assert "**toy, ten**" in text and "| predictor | toy, ten (4; training 3 s) |" in text
+    assert "| svm | 0.67 [" in text
