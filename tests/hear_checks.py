@@ -60,7 +60,7 @@ def _timestamps(module, model, num_audio, length, device, version):
         diff = torch.diff(timestamps)
         average = torch.mean(diff.float())
         if average > 50.0:
-            warnings.warn("We suggest a interval between timestamps less than or equal to 50ms")
+            warnings.warn("We suggest a interval between timestamps less than or equal to 50ms", stacklevel=2)
         if not torch.all(torch.abs(diff - average) < 1e-3):
             raise ModelError("Timestamps should occur at regular intervals.")
         return
@@ -68,13 +68,13 @@ def _timestamps(module, model, num_audio, length, device, version):
         diff = np.diff(ts)
         avg, worst = np.mean(diff), np.max(diff)
         if worst > 50.0:
-            warnings.warn("We suggest a interval between timestamps less than or equal to 50ms")
+            warnings.warn("We suggest a interval between timestamps less than or equal to 50ms", stacklevel=2)
         if np.max(np.abs(diff - avg)) > 1:
             raise ModelError("Timestamps should occur at regular intervals.")
         if np.min(ts) > avg:
-            warnings.warn(f"Your timestamps begin at {np.min(ts)}ms, which appears to be wrong.")
+            warnings.warn(f"Your timestamps begin at {np.min(ts)}ms, which appears to be wrong.", stacklevel=2)
         if np.max(ts) < 1000 * length - avg or np.max(ts) < 1000 * length - 50:
-            warnings.warn(f"Your timestamps end at {np.max(ts)}ms, but the audio is {1000 * length} ms.")
+            warnings.warn(f"Your timestamps end at {np.max(ts)}ms, but the audio is {1000 * length} ms.", stacklevel=2)
         if np.max(ts) > 1000 * length:
             raise ModelError(f"Your timestamps end at {np.max(ts)}ms, but the audio is {1000 * length} ms.")
 

@@ -243,6 +243,7 @@ def test_a_task_in_hears_layout_is_read_at_the_modules_rate(tmp_path):
     import json
 
     import soundfile as sf
+
     from fixtures import hear_task_tree
 
     task = hear_task_tree(tmp_path / "tasks", rates=(16000, 48000))

@@ -8,7 +8,6 @@ sorted order. takes_per_digit keeps takes 0..n-1 of each (speaker, digit): a bal
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pandas as pd
 

@@ -112,7 +112,7 @@ def _with_nf(layers, nf):
     """Filter counts equal to the nf parameter written as 'nf', so the large width scales them."""
     if nf is None:
         return layers
-    return [{**l, "filters": "nf"} if isinstance(l, dict) and l.get("filters") == nf else l for l in layers]
+    return [{**layer, "filters": "nf"} if isinstance(layer, dict) and layer.get("filters") == nf else layer for layer in layers]
 
 
 def header(family: dict, source: str) -> str:

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from .base import Frontend, same_padding
 from .mfcc import MFCC
 from .musical import Musical
-from .speed import ops
 from .spectrogram import VGG, Conv7xN
+from .speed import ops
 from .waveform import FrameLevel, FrameLevelMany, SampleLevel
 
 
