@@ -13,7 +13,8 @@ SamsungLabs/zero-cost-nas computes them (Abdelfattah et al., ICLR 2021):
     jacob_cov  -sum_i log(v_i + k) + 1/(v_i + k), v the eigenvalues of the correlation matrix of the per-input
                Jacobians d(sum of logits)/d(input), k = 1e-5 (Mellor et al. 2020, v1)
     fisher     sum over layers and output channels of 0.5 * mean_n (sum over positions of a * dL/da)^2, a a conv's
-               or linear layer's output (Turner et al., ICLR 2020; Theis et al. 2018)
+               or linear layer's output (Turner et al., ICLR 2020; Theis et al. 2018), each channel's term counted
+               once per weight of the channel (its fan-in), as zero-cost-nas sums its per-weight array
     params     the number of trainable parameters
     flops      multiply-accumulates of one forward pass on one input
 
@@ -185,7 +186,8 @@ def gradient_scores(net: ProxyNet, x: torch.Tensor, y: torch.Tensor) -> Gradient
                 fisher_channels[j] += 0.5 * s.detach().cpu() ** 2 / n
             (jac,) = torch.autograd.grad(logits.sum(), xi)
             jacobians.append(jac.detach().double().flatten().cpu().numpy())
-    fisher = float(sum(c.sum() for c in fisher_channels))
+    # zero-cost-nas gives each channel's value to every weight of that channel, then sums the weights
+    fisher = float(sum(c.sum() * w[0].numel() for c, (w, _) in zip(fisher_channels, pairs)))
     kept = [(p.detach().double(), t) for p, t in zip(params, total) if p.dim() >= 2]      # the weights
     snip = float(sum((p * t).abs().sum() for p, t in kept))
     grad_norm = float(sum(t.norm() for _, t in kept))

@@ -33,7 +33,7 @@ from ..storage import stable_hash
 from .trainer import PROXY, TRAINED, Trainer, fold_label, outer_splits, recipe_key
 
 KEY_FORMAT = 5
-PROXY_FORMAT = 1
+PROXY_FORMAT = 2
 
 
 def prepare(entry: FeatureEntry, source: ClipSource, frontend: FrontendFactory, inputs: InputConfig,

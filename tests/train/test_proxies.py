@@ -66,11 +66,31 @@ def test_gradient_proxies_by_hand():
     scores = proxies.gradient_scores(two_layer(), *batch())
     assert scores.grad_norm == pytest.approx(np.linalg.norm(g1) + np.linalg.norm(g2), rel=1e-12)
     assert scores.snip == pytest.approx(9 * R + 4.5 * S, rel=1e-12)
-    # fisher, per channel 0.5 * mean_n (a * dL/da)^2: layer 1 a*g = [0, 2.25s], [4.5r, 0]; head [0, 2.25s], [3r, 1.5r]
-    assert scores.fisher == pytest.approx(0.25 * (31.5 * R ** 2 + 10.125 * S ** 2), rel=1e-12)
+    # fisher, per channel 0.5 * mean_n (a * dL/da)^2: layer 1 a*g = [0, 2.25s], [4.5r, 0]; head [0, 2.25s], [3r, 1.5r];
+    # every channel's term counted for each of its 2 weights (zero-cost-nas's per-weight sum)
+    assert scores.fisher == pytest.approx(2 * 0.25 * (31.5 * R ** 2 + 10.125 * S ** 2), rel=1e-12)
     # Jacobians of sum(z): W1' (code * W2' 1) = [0.5, 2] and [1, -1]; their correlation is -1, eigenvalues 0 and 2
     k = proxies.JACOB_K
     assert scores.jacob_cov == pytest.approx(-(math.log(k) + 1 / k + math.log(2 + k) + 1 / (2 + k)), rel=1e-9)
+
+
+# zero-cost-nas (SamsungLabs, commit a43bfbc) on the CNN of tools/zero_cost_nas_check.py, float64: its measures
+# summed as its find_measures does (`python tools/zero_cost_nas_check.py <checkout>` prints both codes' values)
+ZERO_COST_NAS = {"synflow": 61.853744658595176, "snip": 0.5201028071630013, "grad_norm": 0.6207973870062439,
+                 "fisher": 0.022677505388855934, "jacob_cov": -8.59054943462515}
+
+
+def test_agrees_with_zero_cost_nas_on_a_small_cnn():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "tools" / "zero_cost_nas_check.py"
+    spec = importlib.util.spec_from_file_location("zero_cost_nas_check", path)
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    mine = check.ours(list(ZERO_COST_NAS))
+    for name, value in ZERO_COST_NAS.items():
+        assert mine[name] == pytest.approx(value, rel=1e-7), name
 
 
 def test_size_proxies_by_hand():
