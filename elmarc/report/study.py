@@ -185,6 +185,24 @@ def wide_markdown(agree: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def frontends_markdown(table: pd.DataFrame) -> str:
+    """Per (dataset, set): each front-end's mean accuracy (%) over folds of the classifier conditions, trained first."""
+    shown = ["trained", "svm", "elm", "trained@1epoch", "svm@trained"]
+    lines = []
+    for (ds, set_name), g in table.groupby(["dataset", "set"], sort=True):
+        acc = g[g["condition"].isin(shown)].groupby(["frontend", "condition"])["value"].mean().unstack()
+        cols = [c for c in shown if c in acc.columns]
+        if "trained" in cols:
+            acc = acc.sort_values("trained", ascending=False, na_position="last")
+        n = g.groupby("frontend")["fold"].nunique().max()
+        lines += [f"**{ds}, {set_name}**: accuracy % (mean over {n} folds; blank: not trained yet)", "",
+                  "| front-end | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+        for fe, r in acc.iterrows():
+            lines.append(f"| {fe} | " + " | ".join("" if np.isnan(r[c]) else f"{100 * r[c]:.1f}" for c in cols) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m elmarc.report.study", description=__doc__.split("\n")[0])
     ap.add_argument("sweep", nargs="?", help="a sweep folder of the study")
@@ -205,9 +223,11 @@ def main(argv=None) -> int:
         if not paths:
             print(f"elmarc.report.study: no study CSVs in {folder}", file=sys.stderr)
             return 2
-        agree = agreement_table(pd.concat([read_csv(p) for p in paths], ignore_index=True))
+        table = pd.concat([read_csv(p) for p in paths], ignore_index=True)
+        agree = agreement_table(table)
         atomic_write_text(folder / "agreement.csv", agree.to_csv(index=False, float_format="%.6g"))
-        text = (wide_markdown(agree) + "\n" + markdown(agree)) if len(agree) else "no study has trained rows yet\n"
+        text = ((wide_markdown(agree) + "\n" + markdown(agree)) if len(agree) else "no study has trained rows yet\n")
+        text += "\n" + frontends_markdown(table)
         for (ds, set_name), g in agree.groupby(["dataset", "set"], sort=True) if len(agree) else []:
             tau_plot(g, f"{ds}, {set_name}: {int(g.n_frontends.max())} architectures", folder / f"tau_{ds}-{set_name}.png")
         atomic_write_text(folder / "agreement.md", text)

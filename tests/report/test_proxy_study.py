@@ -73,3 +73,4 @@ def test_tables_command_reads_only_the_csvs(tmp_path):
     text = (tmp_path / "agreement.md").read_text()
     assert "**toy, ten**" in text and "| predictor | toy, ten (4; training 3 s) |" in text
     assert "| svm | 0.67 [" in text
+    assert "| d | 80.1 | 40.1 |" in text            # per front-end, trained first: mean of 0.8, 0.801, 0.802
