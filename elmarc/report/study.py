@@ -128,8 +128,9 @@ def agreement_table(table: pd.DataFrame) -> pd.DataFrame:
         rows, scores = as_rows_and_scores(g)
         agree = agreement(rows, scores)
         cost = cost_per_architecture(g)
+        n_set = g["frontend"].nunique()
         for r in agree.itertuples():
-            out.append({"dataset": ds, "set": set_name, "predictor": r.predictor, "n_frontends": r.n_frontends,
+            out.append({"dataset": ds, "set": set_name, "n_set": n_set, "predictor": r.predictor, "n_frontends": r.n_frontends,
                         "n_units": r.n_units, "tau": r.tau, "tau_low": r.tau_low, "tau_high": r.tau_high, "rho": r.rho,
                         "rho_low": r.rho_low, "rho_high": r.rho_high, "same_winner": r.same_winner,
                         "winner_in_trained_top3": r.winner_in_trained_top3, "predictor_winner": r.predictor_winner,
@@ -148,7 +149,10 @@ def markdown(agree: pd.DataFrame) -> str:
     lines = []
     for (ds, set_name), g in agree.groupby(["dataset", "set"], sort=True):
         g = g.sort_values("tau", ascending=False)
-        lines += [f"**{ds}, {set_name}** ({int(g.n_frontends.max())} architectures, {int(g.n_units.max())} folds; "
+        trained = int(g.n_frontends.max())
+        lines += [f"**{ds}, {set_name}** ({trained} architectures"
+                  + (f" of {int(g.n_set.max())}: the rest not trained yet" if trained < int(g.n_set.max()) else "")
+                  + f", {int(g.n_units.max())} folds; "
                   f"trained winner {g.trained_winner.iloc[0]}, "
                   f"training {secs(g.trained_seconds_per_architecture.iloc[0])} s per architecture)", "",
                   "| predictor | Kendall tau [95%] | Spearman rho [95%] | its winner | in trained top 3 | s per architecture |",
@@ -171,6 +175,9 @@ def wide_markdown(agree: pd.DataFrame) -> str:
         cost = "n/a" if np.isnan(s) else (f"{s:.2g}" if s < 10 else f"{s:.0f}")
         return f"{r.tau:.2f} [{r.tau_low:.2f}, {r.tau_high:.2f}], {cost} s"
 
+    complete = agree[agree["n_frontends"] == agree["n_set"]]
+    partial = agree[agree["n_frontends"] < agree["n_set"]].groupby(["dataset", "set"])[["n_frontends", "n_set"]].max()
+    agree = complete
     places = sorted({(r.dataset, r.set) for r in agree.itertuples()})
     order = agree.groupby("predictor")["tau"].mean().sort_values(ascending=False).index
     head = ["predictor"] + [f"{ds}, {s} ({int(g.n_frontends.max())}; training {g.trained_seconds_per_architecture.iloc[0]:.0f} s)"
@@ -182,6 +189,9 @@ def wide_markdown(agree: pd.DataFrame) -> str:
             m = agree[(agree.dataset == ds) & (agree.set == s) & (agree.predictor == name)]
             cells.append(cell(next(m.itertuples())) if len(m) else "not run")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if len(partial):                 # a study half-trained ranks only what it trained: not in the table yet
+        lines += ["", "Not yet in this table (training under way): " + "; ".join(
+            f"{ds}, {s} ({r.n_frontends} of {r.n_set} architectures trained)" for (ds, s), r in partial.iterrows()) + "."]
     return "\n".join(lines) + "\n"
 
 

@@ -73,4 +73,12 @@ def test_tables_command_reads_only_the_csvs(tmp_path):
     text = (tmp_path / "agreement.md").read_text()
     assert "**toy, ten**" in text and "| predictor | toy, ten (4; training 3 s) |" in text
     assert "| svm | 0.67 [" in text
+    # a study with only some of its architectures trained stays out of the wide table, and says so
+    half = long_rows({"svm": [0.2, 0.3, 0.5, 0.4], "trained": [0.5, 0.6, 0.7, 0.8]}, dataset="half")
+    half = half[(half.condition == "svm") | half.frontend.isin(["a", "b", "c"])]
+    study.write_csv(half, tmp_path / "half-ten.csv", "cmd")
+    assert study.main(["--tables", str(tmp_path)]) == 0
+    text = (tmp_path / "agreement.md").read_text()
+    assert text.splitlines()[0] == "| predictor | toy, ten (4; training 3 s) |"
+    assert "half, ten (3 of 4 architectures trained)" in text and "**half, ten** (3 architectures of 4" in text
     assert "| d | 80.1 | 40.1 |" in text            # per front-end, trained first: mean of 0.8, 0.801, 0.802
