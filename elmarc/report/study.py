@@ -118,6 +118,18 @@ def cost_per_architecture(table: pd.DataFrame) -> pd.Series:
     return per.groupby("condition").median()
 
 
+def set_size(set_name: str) -> int:
+    """How many architectures a named set has: the ten CNN front-ends, the packaged family's variants; else 0
+    (the CSV's own front-ends count)."""
+    if set_name == "ten":
+        return 10
+    if set_name == "family":
+        from ..frontends import family
+
+        return len(family.sample(family.load()))
+    return 0
+
+
 def agreement_table(table: pd.DataFrame) -> pd.DataFrame:
     """Per (dataset, set) x predictor: Kendall's tau and Spearman's rho with the trained ranking, their intervals,
     winners, and the cost per architecture."""
@@ -128,7 +140,7 @@ def agreement_table(table: pd.DataFrame) -> pd.DataFrame:
         rows, scores = as_rows_and_scores(g)
         agree = agreement(rows, scores)
         cost = cost_per_architecture(g)
-        n_set = g["frontend"].nunique()
+        n_set = max(g["frontend"].nunique(), set_size(set_name))
         for r in agree.itertuples():
             out.append({"dataset": ds, "set": set_name, "n_set": n_set, "predictor": r.predictor, "n_frontends": r.n_frontends,
                         "n_units": r.n_units, "tau": r.tau, "tau_low": r.tau_low, "tau_high": r.tau_high, "rho": r.rho,

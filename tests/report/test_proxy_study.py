@@ -7,7 +7,7 @@ from elmarc.report import study
 FRONTENDS = ["a", "b", "c", "d"]
 
 
-def long_rows(conditions: dict, folds=(0, 1, 2), seconds=1.0, dataset="toy", set_name="ten"):
+def long_rows(conditions: dict, folds=(0, 1, 2), seconds=1.0, dataset="toy", set_name="four"):
     """condition -> per front-end value (the same on every fold, plus a small fold offset)."""
     rows = []
     for cond, values in conditions.items():
@@ -57,7 +57,11 @@ def test_agreement_table_from_csv_rows(tmp_path):
     assert agree.loc["svm", "seconds_per_architecture"] == 6.0       # three folds x 2 s
     assert agree.loc["svm", "trained_seconds_per_architecture"] == 300.0
     text = study.markdown(agree.reset_index())
-    assert "**toy, ten** (4 architectures, 3 folds" in text and "| svm | 1.00" in text
+    assert "**toy, four** (4 architectures, 3 folds" in text and "| svm | 1.00" in text
+
+
+def test_named_sets_count_their_architectures():
+    assert study.set_size("ten") == 10 and study.set_size("family") == 24 and study.set_size("toy") == 0
 
 
 def test_tables_command_reads_only_the_csvs(tmp_path):
@@ -69,9 +73,9 @@ def test_tables_command_reads_only_the_csvs(tmp_path):
     agree = pd.read_csv(tmp_path / "agreement.csv")
     assert set(agree.dataset) == {"toy"}                             # a study without training has no row
     np.testing.assert_allclose(agree.set_index("predictor").loc["svm", "tau"], 4 / 6, rtol=1e-5)   # written to 6 digits
-    assert (tmp_path / "tau_toy-ten.png").stat().st_size > 5000 and not (tmp_path / "tau_other-ten.png").exists()
+    assert (tmp_path / "tau_toy-four.png").stat().st_size > 5000 and not (tmp_path / "tau_other-four.png").exists()
     text = (tmp_path / "agreement.md").read_text()
-    assert "**toy, ten**" in text and "| predictor | toy, ten (4; training 3 s) |" in text
+    assert "**toy, four**" in text and "| predictor | toy, four (4; training 3 s) |" in text
     assert "| svm | 0.67 [" in text
     # a study with only some of its architectures trained stays out of the wide table, and says so
     half = long_rows({"svm": [0.2, 0.3, 0.5, 0.4], "trained": [0.5, 0.6, 0.7, 0.8]}, dataset="half")
@@ -79,6 +83,6 @@ def test_tables_command_reads_only_the_csvs(tmp_path):
     study.write_csv(half, tmp_path / "half-ten.csv", "cmd")
     assert study.main(["--tables", str(tmp_path)]) == 0
     text = (tmp_path / "agreement.md").read_text()
-    assert text.splitlines()[0] == "| predictor | toy, ten (4; training 3 s) |"
-    assert "half, ten (3 of 4 architectures trained)" in text and "**half, ten** (3 architectures of 4" in text
+    assert text.splitlines()[0] == "| predictor | toy, four (4; training 3 s) |"
+    assert "half, four (3 of 4 architectures trained)" in text and "**half, four** (3 architectures of 4" in text
     assert "| d | 80.1 | 40.1 |" in text            # per front-end, trained first: mean of 0.8, 0.801, 0.802
