@@ -77,7 +77,7 @@ def random_vs_trained(rows: pd.DataFrame, root: Path, scores: pd.DataFrame | Non
         if pred:
             name = safe_name("random_vs_trained_" + "_".join(map(str, place)) + ".png")
             figures.append(scatter(f, dict(zip(PLACE, place)), pred, root / name))
-    for place, g in agree.groupby(PLACE, sort=True):
+    for place, g in agree.groupby(PLACE, sort=True) if len(agree) else []:      # one front-end: nothing to rank
         figures.append(tau_plot(g, " · ".join(map(str, place)), root / safe_name("agreement_" + "_".join(map(str, place)) + ".png")))
     return markdown_section(agree, fronts, figures, proxy_table(scores)) if len(agree) else []
 
