@@ -151,13 +151,15 @@ def agreement_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def num(x) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.2f}"
+
+
+def secs(x: float) -> str:
+    return "n/a" if np.isnan(x) else (f"{x:.2g}" if x < 10 else f"{x:.0f}")
+
+
 def markdown(agree: pd.DataFrame) -> str:
-    def num(x):
-        return "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.2f}"
-
-    def secs(x):
-        return "n/a" if np.isnan(x) else (f"{x:.2g}" if x < 10 else f"{x:.0f}")
-
     lines = []
     for (ds, set_name), g in agree.groupby(["dataset", "set"], sort=True):
         g = g.sort_values("tau", ascending=False)
@@ -181,11 +183,7 @@ def wide_markdown(agree: pd.DataFrame) -> str:
     """The README's table: a row per predictor, a column per (dataset, set): Kendall tau [95%] and seconds per
     architecture; rows in the order of the mean tau over the columns."""
     def cell(r):
-        if r is None:
-            return "not run"
-        s = r.seconds_per_architecture
-        cost = "n/a" if np.isnan(s) else (f"{s:.2g}" if s < 10 else f"{s:.0f}")
-        return f"{r.tau:.2f} [{r.tau_low:.2f}, {r.tau_high:.2f}], {cost} s"
+        return f"{r.tau:.2f} [{r.tau_low:.2f}, {r.tau_high:.2f}], {secs(r.seconds_per_architecture)} s"
 
     complete = agree[agree["n_frontends"] == agree["n_set"]]
     partial = agree[agree["n_frontends"] < agree["n_set"]].groupby(["dataset", "set"])[["n_frontends", "n_set"]].max()
