@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .classify.grid import GridJob, build_grid
 from .classify.protocols import check_classes, resolve_protocol
-from .config import ClassifyConfig, InputConfig, ProxyConfig, RecipeConfig, check_inputs, check_rules, parse_stages
+from .config import ClassifyConfig, ConfigError, InputConfig, ProxyConfig, RecipeConfig, check_inputs, check_rules, parse_stages
 from .datasets import ClipSource, build_dataset
 from .extract.feature_cache import FeatureEntry
 from .extract.key import feature_spec
@@ -46,6 +46,9 @@ def plan_job(cfg: DictConfig) -> Job:
     """The config turned into a Job (see the module's docstring for the order of the checks)."""
     check_rules(cfg)
     stages = tuple(parse_stages(cfg.stage))
+    if str(cfg.objective) != "accuracy" and not {"proxies", "train"} & set(stages):
+        raise ConfigError(f"objective={cfg.objective} is a proxy, but stage={cfg.stage!r} scores no proxies.\n"
+                          f"  Fix: add proxies to the stages (stage='extract,proxies').")
     seed = int(cfg.seed)
     cache_dir = Path(cfg.cache_dir).expanduser().resolve()
     classifier = OmegaConf.to_container(cfg.classifier, resolve=True)
@@ -60,7 +63,7 @@ def plan_job(cfg: DictConfig) -> Job:
     model = frontend.build()
     inputs = at_module_rate(inputs, model)
     check_inputs(inputs)
-    source = build_dataset(cfg.dataset)
+    source = build_dataset(cfg.dataset).without_folds(list(cfg.holdout_folds))
     source.fingerprints = cache_dir / "fingerprints"      # clips' content digests, remembered per file
     protocol = resolve_protocol(str(cfg.protocol.name), source.scheme, source.protocol)
     check_classes(source.clips, protocol, source.name)

@@ -42,7 +42,10 @@ def main(cfg: DictConfig) -> float | None:
             sys.exit(2)
         raise
     log.info("job written to %s", out_dir)
-    return status.get("accuracy")
+    # what a sweeper maximises (hydra/sweeper=search): the accuracy, or the proxy that objective= names
+    if cfg.objective == "accuracy":
+        return status.get("accuracy")
+    return status.get("proxies", {}).get(str(cfg.objective))
 
 
 if __name__ == "__main__":

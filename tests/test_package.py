@@ -19,6 +19,7 @@ def wheel(tmp_path_factory):
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
     shutil.copytree(PACKAGE, src / "elmarc", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "hydra_plugins", src / "hydra_plugins", ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path_factory.mktemp("dist")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(src)],
                    check=True, capture_output=True, text=True)
@@ -34,6 +35,9 @@ def test_wheel_holds_every_config_and_data_file(wheel):
     assert {"elmarc/conf/config.yaml", "elmarc/conf/frontend/vgg.yaml", "elmarc/data/gtzan/test_filtered.txt",
             "elmarc/data/urbansound8k/UrbanSound8K.csv", "elmarc/frontends/speed/kernels/patch_max.cpp"} <= shipped
     assert shipped <= names, sorted(shipped - names)
+    # the search sweeper: Hydra finds sweepers only in the hydra_plugins package
+    assert {"hydra_plugins/elmarc_search/search_sweeper.py", "elmarc/conf/hydra/sweeper/search.yaml",
+            "elmarc/conf/space/audio.yaml"} <= names
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
 
 

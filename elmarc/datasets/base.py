@@ -1,6 +1,7 @@
 """The clip table every dataset produces, and the split/fold facts its protocol needs."""
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,29 @@ class ClipSource:
             return str(exc)
         where = self.clips.at[index, "path"] or self.clips.at[index, "clip_id"]
         return f"{where}: {type(exc).__name__}: {exc}"
+
+    def without_folds(self, folds: list[int]) -> ClipSource:
+        """This dataset with the clips of ``folds`` left out (a search's report folds: the search never reads
+        them); refuses folds it does not have, and a dataset with predefined splits."""
+        folds = sorted({int(f) for f in folds})
+        if not folds:
+            return self
+        if self.scheme != "folds":
+            raise DatasetError(f"holdout_folds={folds}: dataset {self.name!r} has predefined train/valid/test splits, "
+                               f"not folds.\n  Fix: leave holdout_folds out (a search on it scores the valid split).")
+        have = sorted(set(self.clips["fold"].astype(int)))
+        unknown = [f for f in folds if f not in have]
+        if unknown:
+            raise DatasetError(f"holdout_folds={folds}: dataset {self.name!r} has no fold {unknown} (its folds: {have}, "
+                               f"0-based as in results.csv).\n  Fix: name folds it has.")
+        if len(have) - len(folds) < 2:
+            raise DatasetError(f"holdout_folds={folds}: dataset {self.name!r} keeps {len(have) - len(folds)} of its "
+                               f"folds {have}; a cross-validated score needs 2.\n  Fix: hold out fewer folds.")
+        out = copy.copy(self)        # a copy keeps a subclass's own fields (a synthetic source's generator settings)
+        out.clips = self.clips[~self.clips["fold"].astype(int).isin(folds)].reset_index(drop=True)
+        out.extra_identity = {**self.extra_identity, "without_folds": folds}
+        out._identity = None
+        return out
 
     def identity(self) -> dict:
         """What makes this dataset's features what they are: its name, and every clip's id, label and content

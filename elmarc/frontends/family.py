@@ -86,16 +86,21 @@ def sample(family: dict) -> list[dict]:
             raise FamilyError(f"family {family['name']!r}: template {tname!r} asks for {t['count']} variants of a "
                               f"grid of {len(points)}")
         for point in random.Random(f"{family['seed']}:{tname}").sample(points, int(t["count"])):
-            name = variant_name(tname, point)
-            layers = substitute(copy.deepcopy(t["layers"]), point, f"{tname}.layers")
-            nf = int(point.get("nf", 32))
-            config = {"name": f"family/{name}",
-                      "model": {"_target_": "elmarc.frontends.declarative.Declared", "input": t["input"],
-                                "layers": _with_nf(layers, point.get("nf"))},
-                      "widths": {"small": nf, "large": 8 * nf},
-                      "batch_size": {"small": 16, "large": 4}, "gpu_batch_size": {"small": 64, "large": 16}}
-            out.append({"name": name, "template": tname, "params": point, "config": config})
+            out.append({"name": variant_name(tname, point), "template": tname, "params": point,
+                        "config": variant_config(tname, t, point, "family")})
     return out
+
+
+def variant_config(tname: str, template: dict, point: dict, prefix: str) -> dict:
+    """The front-end config (YAML-ready) of one point of a template, named <prefix>/<variant name>; nf (the
+    width) is the point's 'nf', or 32 where the template has none, and the large width 8 times it."""
+    layers = substitute(copy.deepcopy(template["layers"]), point, f"{tname}.layers")
+    nf = int(point.get("nf", 32))
+    return {"name": f"{prefix}/{variant_name(tname, point)}",
+            "model": {"_target_": "elmarc.frontends.declarative.Declared", "input": template["input"],
+                      "layers": _with_nf(layers, point.get("nf"))},
+            "widths": {"small": nf, "large": 8 * nf},
+            "batch_size": {"small": 16, "large": 4}, "gpu_batch_size": {"small": 64, "large": 16}}
 
 
 def interleaved(variants: list[dict]) -> list[dict]:

@@ -1,0 +1,1 @@
+"""The architecture search over a declared space (hydra/sweeper=search): space, sweeper, report."""

@@ -1,0 +1,141 @@
+"""What a search leaves in its sweep folder, rewritten after every batch of trials:
+
+    trials.csv        every trial: its point, front-end name, state, score, seconds, and which earlier trial it repeats
+    trajectory.png    each trial's score and the best so far, by trial
+    best/frontend/search/<variant>.yaml   the top k points as front-end configs (ready for frontend=search/<variant>
+                      with hydra.searchpath=[file://<sweep>/best], or to copy into your config folder)
+    search.md         the search's definition, its budget and cost, the top k, and the command that confirms them
+
+    python -m elmarc.search.report <sweep dir>      # the same files again, from the study's storage
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from ..storage import atomic_write_csv, atomic_write_text, make_dirs
+from . import space as spaces
+
+TRIALS = "trials.csv"
+
+
+def trial_rows(study) -> pd.DataFrame:
+    rows = []
+    cut = set(study.user_attrs.get("interrupted", []))
+    for t in study.get_trials(deepcopy=False):
+        if not t.params:
+            continue
+        tname, point = spaces.point_of(t.params)
+        state = "interrupted" if t.number in cut else t.state.name.lower()
+        rows.append({"trial": t.number, "state": state, "template": tname, "point": json.dumps(point, sort_keys=True),
+                     "frontend": spaces.name_of(tname, point), "score": t.value if t.value is not None else float("nan"),
+                     "seconds": t.user_attrs.get("seconds", float("nan")), "same_as": t.user_attrs.get("same_as", ""),
+                     "job_dir": t.user_attrs.get("job_dir", ""), "error": t.user_attrs.get("error", "")})
+    return pd.DataFrame(rows, columns=["trial", "state", "template", "point", "frontend", "score", "seconds", "same_as",
+                                       "job_dir", "error"])
+
+
+def top(trials: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The k best distinct points (ties: the earlier trial first)."""
+    done = trials[(trials["state"] == "complete") & (trials["same_as"] == "")]
+    return done.sort_values(["score", "trial"], ascending=[False, True]).head(k)
+
+
+def trajectory_plot(trials: pd.DataFrame, path: Path, predictor: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = trials[trials["state"] == "complete"].sort_values("trial")
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if len(done):
+        ax.scatter(done["trial"], done["score"], s=12, color="0.6", label="trial")
+        ax.step(done["trial"], done["score"].cummax(), where="post", color="C0", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(f"score ({predictor})")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path.with_name(f".{path.name}.tmp.png"), dpi=120)
+    plt.close(fig)
+    path.with_name(f".{path.name}.tmp.png").replace(path)
+
+
+def confirm_command(sweep_dir: Path, best: pd.DataFrame, fixed: list[str], compare: str) -> str:
+    names = ",".join(f"search/{n.split('/', 1)[1]}" for n in best["frontend"])
+    args = " ".join(fixed)
+    return (f"elmarc -m hydra.searchpath=[file://{sweep_dir.resolve() / 'best'}] {args} frontend={names},{compare} "
+            f"protocol=nested classifier=svm,elm \"stage='all,train'\" recipe=budget")
+
+
+def write_search(study, space: dict, sweep_dir: Path, *, holdout: list[int], predictor: str, top_k: int = 3,
+                 compare: str = "7x86,7x96,temporal,timbral_temporal,timbral,timbral_time,vgg,sample_level,frame_level,frame_level_many") -> pd.DataFrame:
+    sweep_dir = Path(sweep_dir)
+    trials = trial_rows(study)
+    atomic_write_csv(sweep_dir / TRIALS, trials)
+    trajectory_plot(trials, sweep_dir / "trajectory.png", predictor)
+    best = top(trials, top_k)
+    out = sweep_dir / "best" / "frontend" / "search"
+    make_dirs(out)
+    for r in best.itertuples():
+        cfg = spaces.frontend_config(space, r.template, json.loads(r.point))
+        cfg["name"] = f"search/{r.frontend.split('/', 1)[1]}"
+        text = (f"# Trial {r.trial} of the search in {sweep_dir} (space {space.get('name')!r}, predictor {predictor}):"
+                f" score {r.score:.4f}\n" + yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None, width=120))
+        atomic_write_text(out / f"{cfg['name'].split('/', 1)[1]}.yaml", text)
+    definition = study.user_attrs.get("definition", {})
+    fixed = [o for o in definition.get("fixed_overrides", []) if not o.startswith("space=")]
+    done = trials[trials["state"].isin(["complete", "fail"])]
+    lines = [f"# Search {study.study_name}", "",
+             f"- space: {space.get('name')} ({spaces.size(space)} points; templates {', '.join(space['templates'])})",
+             f"- predictor: {predictor}; sampler {definition.get('sampler')} (seed {definition.get('seed')})",
+             f"- fixed overrides: {' '.join(fixed) or '(none)'}",
+             (f"- honesty: every score was computed without folds {holdout} (0-based; their clips were never read); "
+              f"report the chosen architectures' accuracy on those folds only" if holdout else
+              "- honesty: **no folds were held out**: the scores saw every fold, so an accuracy of a chosen "
+              "architecture on them is optimistic"),
+             f"- trials: {len(done)} finished ({int((trials['state'] == 'fail').sum())} failed, "
+             f"{int((trials['same_as'] != '').sum())} repeats of an earlier point), "
+             f"{int((trials['state'] == 'interrupted').sum())} interrupted and asked again; "
+             f"{trials['seconds'].sum():.0f} s of jobs", "",
+             f"## Best {len(best)}", "", "| rank | trial | front-end | score | seconds |", "|---|---|---|---|---|"]
+    for i, r in enumerate(best.itertuples(), 1):
+        lines.append(f"| {i} | {r.trial} | {r.frontend} | {r.score:.4f} | {r.seconds:.1f} |")
+    if len(best):
+        lines += ["", "Their configs: `best/frontend/search/`. Confirm them by training, beside the paper's ten, on every "
+                  "fold with the nested protocol (then keep the held-out folds' rows):", "",
+                  "    " + confirm_command(sweep_dir, best, fixed, compare)]
+    atomic_write_text(sweep_dir / "search.md", "\n".join(lines) + "\n")
+    return trials
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m elmarc.search.report", description=__doc__.split("\n")[0])
+    parser.add_argument("sweep_dir")
+    parser.add_argument("--study-name", default=None)
+    parser.add_argument("--top-k", type=int, default=3)
+    args = parser.parse_args(argv)
+    import optuna
+
+    from .sweeper import open_storage
+
+    sweep = Path(args.sweep_dir)
+    storage = open_storage(None, sweep)
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage)] if args.study_name is None else [args.study_name]
+    if len(names) != 1:
+        print(f"elmarc: error: {sweep} holds studies {names}; name one with --study-name", file=sys.stderr)
+        return 2
+    study = optuna.load_study(study_name=names[0], storage=storage)
+    d = study.user_attrs["definition"]
+    write_search(study, d["space"], sweep, holdout=d["holdout_folds"], predictor=d["predictor"], top_k=args.top_k)
+    print((sweep / "search.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
