@@ -22,7 +22,7 @@ US8K_ROOT     ?=
 ESC10_ROOT    ?= ../shared/data/esc10
 FSDD_ROOT     ?=
 
-.PHONY: install run test test-quick bench bench-classify describe clean paper paper-gtzan paper-ballroom paper-us8k paper-esc10 esc10-small random-vs-trained-esc10 proxy-study proxy-tables
+.PHONY: install run test test-quick bench bench-classify describe clean paper paper-gtzan paper-ballroom paper-us8k paper-esc10 esc10-small random-vs-trained-esc10 proxy-study proxy-tables search
 
 install: $(STAMP)
 
@@ -132,6 +132,22 @@ proxy-study: install
 # the README's table from the study's CSVs (docs/data/proxies/*.csv): nothing is trained or extracted
 proxy-tables: install
 	$(PYTHON) -m elmarc.report.study --tables docs/data/proxies
+
+# The architecture search (README "Find the architecture"): SEARCH_TRIALS trials of SEARCH_SAMPLER (tpe, or random:
+# the baseline) over SEARCH_SPACE, scored by SEARCH_PREDICTOR on the folds the search may read; resumable (rerun it).
+# Its trials.csv lands in docs/data/search/. Then make search-confirm trains its top 3 beside the ten.
+SEARCH_DATASET   ?= esc10
+SEARCH_SPACE     ?= audio
+SEARCH_PREDICTOR ?= svm
+SEARCH_SAMPLER   ?= tpe
+SEARCH_TRIALS    ?= 40
+SEARCH_NAME       = $(SEARCH_DATASET)-$(SEARCH_SPACE)-$(SEARCH_PREDICTOR)-$(SEARCH_SAMPLER)
+SEARCH_DIR       ?= multirun/search/$(SEARCH_NAME)
+search: install
+	$(PYTHON) -m elmarc.main -m hydra/sweeper=search space=$(SEARCH_SPACE) $(PROXY_DATA_$(SEARCH_DATASET)) features=small \
+	  seed=0 hydra.sweeper.predictor=$(SEARCH_PREDICTOR) hydra.sweeper.sampler=$(SEARCH_SAMPLER) \
+	  hydra.sweeper.n_trials=$(SEARCH_TRIALS) extract.progress=false hydra.sweep.dir=$(SEARCH_DIR) $(EXTRA)
+	mkdir -p docs/data/search && cp $(SEARCH_DIR)/trials.csv docs/data/search/$(SEARCH_NAME).csv
 
 clean:
 	rm -rf cache outputs .pytest_cache

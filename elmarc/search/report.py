@@ -22,6 +22,7 @@ from ..storage import atomic_write_csv, atomic_write_text, make_dirs
 from . import space as spaces
 
 TRIALS = "trials.csv"
+TEN = "temporal,7x96,frame_level,frame_level_many,7x86,timbral_temporal,timbral_time,timbral,sample_level,vgg"
 
 
 def trial_rows(study) -> pd.DataFrame:
@@ -46,7 +47,7 @@ def top(trials: pd.DataFrame, k: int) -> pd.DataFrame:
     return done.sort_values(["score", "trial"], ascending=[False, True]).head(k)
 
 
-def trajectory_plot(trials: pd.DataFrame, path: Path, predictor: str) -> None:
+def trajectory_plot(trials: pd.DataFrame, path: Path, predictor: str, compare: dict | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -57,6 +58,10 @@ def trajectory_plot(trials: pd.DataFrame, path: Path, predictor: str) -> None:
     if len(done):
         ax.scatter(done["trial"], done["score"], s=12, color="0.6", label="trial")
         ax.step(done["trial"], done["score"].cummax(), where="post", color="C0", label="best so far")
+    scored = {k: v["score"] for k, v in (compare or {}).items() if v.get("score") is not None}
+    if scored:
+        best = max(scored, key=scored.get)
+        ax.axhline(scored[best], color="C3", linestyle="--", label=f"best of the compared ({best})")
     ax.set_xlabel("trial")
     ax.set_ylabel(f"score ({predictor})")
     ax.legend(loc="lower right")
@@ -73,12 +78,12 @@ def confirm_command(sweep_dir: Path, best: pd.DataFrame, fixed: list[str], compa
             f"protocol=nested classifier=svm,elm \"stage='all,train'\" recipe=budget")
 
 
-def write_search(study, space: dict, sweep_dir: Path, *, holdout: list[int], predictor: str, top_k: int = 3,
-                 compare: str = "7x86,7x96,temporal,timbral_temporal,timbral,timbral_time,vgg,sample_level,frame_level,frame_level_many") -> pd.DataFrame:
+def write_search(study, space: dict, sweep_dir: Path, *, holdout: list[int], predictor: str, top_k: int = 3) -> pd.DataFrame:
     sweep_dir = Path(sweep_dir)
     trials = trial_rows(study)
     atomic_write_csv(sweep_dir / TRIALS, trials)
-    trajectory_plot(trials, sweep_dir / "trajectory.png", predictor)
+    compare = study.user_attrs.get("compare", {})
+    trajectory_plot(trials, sweep_dir / "trajectory.png", predictor, compare)
     best = top(trials, top_k)
     out = sweep_dir / "best" / "frontend" / "search"
     make_dirs(out)
@@ -106,10 +111,20 @@ def write_search(study, space: dict, sweep_dir: Path, *, holdout: list[int], pre
              f"## Best {len(best)}", "", "| rank | trial | front-end | score | seconds |", "|---|---|---|---|---|"]
     for i, r in enumerate(best.itertuples(), 1):
         lines.append(f"| {i} | {r.trial} | {r.frontend} | {r.score:.4f} | {r.seconds:.1f} |")
+    if compare:
+        lines += ["", "## Where the compared front-ends stand (same predictor, same folds)", "",
+                  "| front-end | score | trials that beat it |", "|---|---|---|"]
+        ranked = sorted(compare.items(), key=lambda kv: -(kv[1]["score"] if kv[1].get("score") is not None else -1))
+        done_scores = trials.loc[(trials["state"] == "complete") & (trials["same_as"] == ""), "score"]
+        for name, v in ranked:
+            if v.get("score") is None:
+                lines.append(f"| {name} | failed: {v.get('error', '')[:120]} | |")
+            else:
+                lines.append(f"| {name} | {v['score']:.4f} | {int((done_scores > v['score']).sum())} of {len(done_scores)} |")
     if len(best):
         lines += ["", "Their configs: `best/frontend/search/`. Confirm them by training, beside the paper's ten, on every "
                   "fold with the nested protocol (then keep the held-out folds' rows):", "",
-                  "    " + confirm_command(sweep_dir, best, fixed, compare)]
+                  "    " + confirm_command(sweep_dir, best, fixed, ",".join(compare) or TEN)]
     atomic_write_text(sweep_dir / "search.md", "\n".join(lines) + "\n")
     return trials
 

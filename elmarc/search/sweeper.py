@@ -100,13 +100,14 @@ def auto_holdout(folds: list[int]) -> list[int]:
 class SearchSweeperImpl:
     def __init__(self, predictor: str = "svm", n_trials: int = 30, n_jobs: int = 1, sampler: str = "tpe", seed: int = 0,
                  n_startup_trials: int = 10, storage=None, study_name: str | None = None, holdout_folds="auto",
-                 max_failure_rate: float = 0.0, top_k: int = 3):
+                 max_failure_rate: float = 0.0, top_k: int = 3, compare=()):
         self.predictor = str(predictor)
         self.n_trials, self.n_jobs = int(n_trials), int(n_jobs)
         self.sampler_name, self.seed, self.n_startup_trials = str(sampler), int(seed), int(n_startup_trials)
         self.storage, self.study_name = storage, study_name
         self.holdout_folds = holdout_folds
         self.max_failure_rate, self.top_k = float(max_failure_rate), int(top_k)
+        self.compare = [str(c) for c in (compare or [])]
         if self.n_trials < 1 or self.n_jobs < 1:
             raise SearchError(f"hydra.sweeper.n_trials={n_trials} and n_jobs={n_jobs}: use 1 or more")
 
@@ -220,8 +221,26 @@ class SearchSweeperImpl:
                     raise SearchError(f"{failures} trial(s) failed (hydra.sweeper.max_failure_rate={self.max_failure_rate}); "
                                       f"their errors: {self.sweep_dir / TRIALS} and the trial folders")
             self.write(study, space, holdout)
+        self.score_compared(study, fixed, extra, holdout)
         self.write(study, space, holdout)
         return study
+
+    def score_compared(self, study, fixed: list[str], extra: list[str], holdout: list[int]) -> None:
+        """The front-ends to compare with (the paper's ten), scored as a trial is: same predictor, same folds."""
+        have = dict(study.user_attrs.get("compare", {}))
+        todo = [c for c in self.compare if c not in have]
+        if not todo:
+            return
+        launch = [[*fixed, f"frontend={c}", *extra, f"holdout_folds={spaces.override_value(holdout)}",
+                   f"hydra.sweep.subdir=compare-{c}"] for c in todo]
+        returns = self.launcher.launch(launch, initial_job_idx=10_000 + len(have))
+        for c, ret in zip(todo, returns):
+            try:
+                have[c] = {"score": float(ret.return_value)}
+            except Exception as exc:        # e.g. a front-end the search's input is too short for: told, not fatal
+                have[c] = {"score": None, "error": f"{type(exc).__name__}: {exc}"[:300]}
+                log.warning("compare %s failed: %s", c, exc)
+        study.set_user_attr("compare", have)
 
     def claim(self, study, definition: dict) -> None:
         """Record the study's definition, or refuse a study made by another one."""

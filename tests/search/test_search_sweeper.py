@@ -17,11 +17,11 @@ pytestmark = pytest.mark.slow
 USER_CONF = ROOT / "tests" / "userconf"        # a user's config folder with its own space (space/two_designs.yaml)
 
 
-def search_args(task, sweep, trials=6):
+def search_args(task, sweep, trials=6, compare="[]"):
     return ["-m", "--config-dir", str(USER_CONF), "hydra/sweeper=search", "space=two_designs", "dataset=synthetic",
             f"dataset.task={task}", "input.n_samples=72000", "input.n_frames=282", "extract.progress=false",
             "extract.num_workers=0", "extract.conv_forms=rule", f"hydra.sweeper.n_trials={trials}",
-            "hydra.sweeper.n_startup_trials=4", f"hydra.sweep.dir={sweep}"]
+            "hydra.sweeper.n_startup_trials=4", f"hydra.sweeper.compare={compare}", f"hydra.sweep.dir={sweep}"]
 
 
 def load(sweep):
@@ -29,10 +29,10 @@ def load(sweep):
     return optuna.load_study(study_name="elmarc-two_designs-svm", storage=storage)
 
 
-@pytest.mark.parametrize("task, design", [("rhythm", "temporal"), ("timbre", "timbral")])
-def test_a_small_search_finds_the_design_the_task_was_built_for(tmp_path, task, design):
+@pytest.mark.parametrize("task, design, compare", [("rhythm", "temporal", ["temporal", "7x96"]), ("timbre", "timbral", [])])
+def test_a_small_search_finds_the_design_the_task_was_built_for(tmp_path, task, design, compare):
     sweep = tmp_path / "search"
-    run_cli(search_args(task, sweep), tmp_path / "cache")
+    run_cli(search_args(task, sweep, compare=f"[{','.join(compare)}]"), tmp_path / "cache")
     trials = pd.read_csv(sweep / "trials.csv", keep_default_na=False)
     assert len(trials) == 6 and set(trials["state"]) == {"complete"}
     assert set(trials["template"]) == {"temporal", "timbral"}          # both designs were tried
@@ -51,7 +51,14 @@ def test_a_small_search_finds_the_design_the_task_was_built_for(tmp_path, task, 
     name = best["frontend"].split("/", 1)[1]
     cfg = compose_cfg([f"hydra.searchpath=[file://{sweep / 'best'}]", f"frontend=search/{name}"])
     assert cfg.frontend.name == f"search/{name}" and cfg.frontend.model.input in ("logmel", "envelope")
+    # the compared front-ends were scored as a trial is: same predictor, the same three folds
+    scored = study.user_attrs.get("compare", {})
+    assert sorted(scored) == sorted(compare)
+    for other in compare:
+        rows = pd.read_csv(sweep / f"compare-{other}" / "results.csv")
+        assert set(rows["fold"].astype(str)) == {"0", "1", "2"} and scored[other]["score"] == rows["accuracy"].mean()
     text = (sweep / "search.md").read_text()
+    assert ("Where the compared front-ends stand" in text) == bool(compare)
     assert "without folds [3, 4]" in text and f"search/{name}" in text and (sweep / "trajectory.png").stat().st_size > 0
 
 

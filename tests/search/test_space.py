@@ -1,6 +1,7 @@
 """The search space: its checks, the points Optuna asks for, the overrides that run a point, the honesty rule."""
 import json
 
+import numpy as np
 import optuna
 import pytest
 
@@ -46,6 +47,24 @@ def test_audio_space_is_the_union_and_counts_its_points():
     points = spaces.every_point(spec)
     assert ("timbral", {"kf": 86, "kt": 7, "nf": 32}) in points and ("timbral", {"kf": 96, "kt": 7, "nf": 32}) in points
     assert any(t == "temporal" and p["k"] == 165 for t, p in points)
+
+
+@pytest.mark.parametrize("point, paper", [(("timbral", {"kt": 7, "kf": 86, "nf": 160}), "7x86"),
+                                          (("timbral", {"kt": 7, "kf": 96, "nf": 160}), "7x96"),
+                                          (("vgg", {"k": 3, "nf": 32}), "vgg")])
+def test_the_spectrogram_space_holds_the_papers_designs(point, paper):
+    """Those points are the paper's front-ends at the small width: the same weights and features (VGG's pool
+    runs before its ELU, which rounds differently)."""
+    import torch
+
+    space = spaces.check(compose_cfg(["space=spectrogram"]).space)
+    ours = FrontendFactory.of(compose_cfg(spaces.frontend_overrides(space, *point)).frontend, "small", 0, SHAPE).build()
+    theirs = FrontendFactory.of(compose_cfg([f"frontend={paper}"]).frontend, "small", 0, SHAPE).build()
+    x = torch.from_numpy(np.random.default_rng(0).normal(-40, 12, (2, 1376, 96)).astype(np.float32))
+    with torch.no_grad():
+        a, b = ours(x), theirs(x)
+    assert a.shape == b.shape == (2, 160)
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("bad, message", [

@@ -1,0 +1,57 @@
+"""The confirmation of a search: only the held-out folds' clips count, with known accuracies and a paired difference."""
+import json
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from elmarc.search import confirm
+from elmarc.search.sweeper import open_storage
+
+
+def search_dir(tmp_path, holdout):
+    d = tmp_path / "search"
+    d.mkdir()
+    study = optuna.create_study(study_name="s", storage=open_storage(None, d), direction="maximize")
+    study.set_user_attr("definition", {"holdout_folds": holdout})
+    pd.DataFrame([{"trial": 0, "state": "complete", "frontend": "space/x", "score": 0.9, "same_as": ""},
+                  {"trial": 1, "state": "complete", "frontend": "space/y", "score": 0.7, "same_as": ""}]).to_csv(d / "trials.csv", index=False)
+    (d / "search.md").write_text("- predictor: svm; sampler tpe (seed 0)\n")
+    return d
+
+
+def predictions(tmp_path, correct_on_held_out: dict, wrong_elsewhere=True):
+    """A confirm sweep: one job folder per front-end; on folds 0-2 every answer is the opposite of the held-out
+    pattern, so a table that read them would show other numbers."""
+    sweep = tmp_path / "confirm"
+    for j, (fe, pattern) in enumerate(correct_on_held_out.items()):
+        rows = []
+        for clf in ("svm", "elm", "trained", "trained@1epoch"):
+            for fold in range(5):
+                for i, ok in enumerate(pattern):
+                    right = ok if fold >= 3 else (not ok if wrong_elsewhere else ok)
+                    rows.append({"clip_id": f"{fold}-{i}", "fold": fold, "seed": 0, "label": "a",
+                                 "predicted": "a" if right else "b", "frontend": fe, "classifier": clf})
+        (sweep / str(j)).mkdir(parents=True)
+        pd.DataFrame(rows).to_csv(sweep / str(j) / "predictions.csv", index=False)
+    return sweep
+
+
+def test_confirm_counts_only_the_held_out_folds_and_pairs_the_difference(tmp_path):
+    s = search_dir(tmp_path, [3, 4])
+    c = predictions(tmp_path, {"search/x": [1, 1, 1, 0], "vgg": [1, 0, 0, 0], "7x86": [1, 1, 0, 0]})
+    assert confirm.main([str(c), "--search", str(s)]) == 0
+    t = pd.read_csv(s / "confirm.csv")
+    by = t.set_index("frontend")
+    # 8 held-out clips each (folds 3 and 4): 6/8, 2/8, 4/8
+    assert by.loc["search/x", "trained"] == 0.75 and by.loc["vgg", "trained"] == 0.25 and by.loc["7x86", "trained"] == 0.5
+    assert by.loc["search/x", "trained_clips"] == 8 and by.loc["search/x", "from"] == "search (tpe)"
+    assert by.loc["search/x", "search_score"] == 0.9 and np.isnan(by.loc["vgg", "search_score"])
+    assert by.loc["search/x", "rank_among_ten"] == 1 and by.loc["7x86", "rank_among_ten"] == 1 and by.loc["vgg", "rank_among_ten"] == 2
+    assert by.loc["search/x", "trained_low"] <= 0.75 <= by.loc["search/x", "trained_high"]
+    text = (s / "confirm.md").read_text()
+    # the pick against the best of the ten (7x86): +0.25 on the same 8 clips
+    assert "search/x trained minus the best of the ten trained (7x86" in text and "+25.0 points" in text and "8 clips" in text
+    m, lo, hi, n = confirm.paired_difference(confirm.held_out_predictions(c, [3, 4]), "search/x", "7x86")
+    assert (m, n) == (0.25, 8) and lo <= m <= hi
+    assert json.loads(json.dumps(confirm.held_out(s))) == [3, 4]
