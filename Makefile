@@ -22,7 +22,7 @@ US8K_ROOT     ?=
 ESC10_ROOT    ?= ../shared/data/esc10
 FSDD_ROOT     ?=
 
-.PHONY: install run test test-quick bench bench-classify describe clean paper paper-gtzan paper-ballroom paper-us8k paper-esc10 esc10-small random-vs-trained-esc10 proxy-study proxy-tables search
+.PHONY: install run test test-quick bench bench-classify describe clean paper paper-gtzan paper-ballroom paper-us8k paper-esc10 esc10-small random-vs-trained-esc10 proxy-study proxy-tables search search-confirm
 
 install: $(STAMP)
 
@@ -148,6 +148,20 @@ search: install
 	  seed=0 hydra.sweeper.predictor=$(SEARCH_PREDICTOR) hydra.sweeper.sampler=$(SEARCH_SAMPLER) \
 	  hydra.sweeper.n_trials=$(SEARCH_TRIALS) extract.progress=false hydra.sweep.dir=$(SEARCH_DIR) $(EXTRA)
 	mkdir -p docs/data/search && cp $(SEARCH_DIR)/trials.csv docs/data/search/$(SEARCH_NAME).csv
+
+# The top k of the TPE and random searches, trained beside the ten (their training runs are the proxy study's), then
+# the held-out folds' table: multirun/search/<dataset>-<space>-<predictor>-confirm/, docs/data/search/*-confirm.csv.
+CONFIRM_NAME   = $(SEARCH_DATASET)-$(SEARCH_SPACE)-$(SEARCH_PREDICTOR)
+CONFIRM_FROM   = $(wildcard multirun/search/$(CONFIRM_NAME)-tpe multirun/search/$(CONFIRM_NAME)-random)
+CONFIRM_TOP    = $(shell for d in $(CONFIRM_FROM); do ls $$d/best/frontend/search; done | sed 's/\.yaml$$//;s/^/search\//' | sort -u | paste -sd, -)
+CONFIRM_PATHS  = $(shell for d in $(CONFIRM_FROM); do echo file://$$(realpath $$d)/best; done | paste -sd, -)
+search-confirm: install
+	$(PYTHON) -m elmarc.main -m hydra.searchpath=[$(CONFIRM_PATHS)] $(PROXY_DATA_$(SEARCH_DATASET)) features=small seed=0 \
+	  frontend=$(CONFIRM_TOP),$(TRAIN_FRONTENDS) protocol=nested classifier=svm,elm "stage='all,train'" recipe=$(RECIPE) \
+	  extract.progress=false recipe.progress=false hydra.sweep.dir=multirun/search/$(CONFIRM_NAME)-confirm $(EXTRA) || \
+	  { $(PYTHON) -m elmarc.report multirun/search/$(CONFIRM_NAME)-confirm; exit 1; }
+	$(PYTHON) -m elmarc.search.confirm multirun/search/$(CONFIRM_NAME)-confirm $(foreach d,$(CONFIRM_FROM),--search $(d)) \
+	  --out docs/data/search/$(CONFIRM_NAME)-confirm.md
 
 clean:
 	rm -rf cache outputs .pytest_cache

@@ -87,6 +87,10 @@ def write_search(study, space: dict, sweep_dir: Path, *, holdout: list[int], pre
     best = top(trials, top_k)
     out = sweep_dir / "best" / "frontend" / "search"
     make_dirs(out)
+    keep = {f"{r.frontend.split('/', 1)[1]}.yaml" for r in best.itertuples()}
+    for old in out.glob("*.yaml"):          # a point no longer in the top k (the study went on)
+        if old.name not in keep:
+            old.unlink()
     for r in best.itertuples():
         cfg = spaces.frontend_config(space, r.template, json.loads(r.point))
         cfg["name"] = f"search/{r.frontend.split('/', 1)[1]}"

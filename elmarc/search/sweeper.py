@@ -167,8 +167,11 @@ class SearchSweeperImpl:
         storage = open_storage(self.storage, self.sweep_dir)
         name = self.study_name or f"elmarc-{space.get('name', 'space')}-{self.predictor}"
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        # a process that joins or resumes the study draws on from another seed: the same seed would ask its
+        # first points again (a random search's budget spent on repeats, two processes on the same points)
+        asked = len(optuna.load_study(study_name=name, storage=storage).trials) if name in optuna.get_all_study_names(storage) else 0
         study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True,
-                                    sampler=make_sampler(self.sampler_name, self.seed, self.n_startup_trials))
+                                    sampler=make_sampler(self.sampler_name, self.seed + 1_000_003 * asked, self.n_startup_trials))
         self.claim(study, definition)
         self.requeue_interrupted(study)
         log.info("search %s: space %s (%d points), predictor %s, holdout folds %s, %d trials; storage %s",
