@@ -147,7 +147,9 @@ search: install
 	$(PYTHON) -m elmarc.main -m hydra/sweeper=search space=$(SEARCH_SPACE) $(PROXY_DATA_$(SEARCH_DATASET)) features=small \
 	  seed=0 hydra.sweeper.predictor=$(SEARCH_PREDICTOR) hydra.sweeper.sampler=$(SEARCH_SAMPLER) \
 	  hydra.sweeper.n_trials=$(SEARCH_TRIALS) extract.progress=false hydra.sweep.dir=$(SEARCH_DIR) $(EXTRA)
-	mkdir -p docs/data/search && cp $(SEARCH_DIR)/trials.csv docs/data/search/$(SEARCH_NAME).csv
+	mkdir -p docs/data/search && cp $(SEARCH_DIR)/trials.csv docs/data/search/$(SEARCH_NAME).csv && \
+	  cp $(SEARCH_DIR)/compare.csv docs/data/search/$(SEARCH_NAME)-compare.csv && \
+	  cp $(SEARCH_DIR)/search.md docs/data/search/$(SEARCH_NAME).md && cp $(SEARCH_DIR)/trajectory.png docs/data/search/$(SEARCH_NAME).png
 
 # The top k of the TPE and random searches, trained beside the ten (their training runs are the proxy study's), then
 # the held-out folds' table: multirun/search/<dataset>-<space>-<predictor>-confirm/, docs/data/search/*-confirm.csv.

@@ -39,6 +39,10 @@ def run_job(cfg: DictConfig, out_dir: Path, overrides: list[str] = (), single_ru
         status.update(status="interrupted", error=str(exc))
         raise
     except Exception as exc:
+        stopped = signal_within(exc)
+        if stopped is not None:      # a library wrapped the signal's exception (OmegaConf does, mid-lookup)
+            status.update(status="interrupted", error=str(stopped))
+            raise stopped from None
         status.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
         raise
     finally:
@@ -49,6 +53,17 @@ def run_job(cfg: DictConfig, out_dir: Path, overrides: list[str] = (), single_ru
     if "report" in job.stages and single_run and (out_dir / "results.csv").is_file():
         write_report(out_dir, print_summary=True)
     return status
+
+
+def signal_within(exc: BaseException) -> Stopped | None:
+    """The Stopped a chain of exceptions (causes and contexts) holds, if any."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, Stopped):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 @contextlib.contextmanager

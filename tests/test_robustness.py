@@ -189,6 +189,24 @@ def test_a_signal_stops_the_job_with_one_line_and_the_rerun_resumes(tmp_path, ca
         assert "resuming" in log_text(caplog) and (entry / "done.json").is_file()
 
 
+def test_a_signal_a_library_wrapped_still_stops_the_job(tmp_path, monkeypatch):
+    """A signal that lands inside a library which wraps exceptions (OmegaConf does, mid-lookup) still ends the
+    job as interrupted, not failed: a search then asks that trial again instead of counting a failure."""
+    import elmarc.pipeline as pipeline
+    from elmarc.errors import Stopped
+
+    def planned(cfg):
+        try:
+            raise Stopped(signal.SIGTERM)
+        except Stopped as exc:
+            raise KeyError("wrapped by a library") from exc
+
+    monkeypatch.setattr(pipeline, "plan_job", planned)
+    with pytest.raises(Stopped):
+        run_job(TINY, tmp_path / "job", tmp_path / "cache")
+    assert json.loads((tmp_path / "job" / "status.json").read_text())["status"] == "interrupted"
+
+
 def one_class_tree(root):
     for j in range(6):
         fixtures.write_audio(root / "bird" / f"c{j}.wav", fixtures.tone(0, 4000, 8000, j), 8000)

@@ -1,12 +1,14 @@
 """What a search leaves in its sweep folder, rewritten after every batch of trials:
 
     trials.csv        every trial: its point, front-end name, state, score, seconds, and which earlier trial it repeats
+    compare.csv       the compared front-ends (the ten), scored as a trial is
     trajectory.png    each trial's score and the best so far, by trial
     best/frontend/search/<variant>.yaml   the top k points as front-end configs (ready for frontend=search/<variant>
                       with hydra.searchpath=[file://<sweep>/best], or to copy into your config folder)
     search.md         the search's definition, its budget and cost, the top k, and the command that confirms them
 
     python -m elmarc.search.report <sweep dir>      # the same files again, from the study's storage
+    python -m elmarc.search.report --summary [docs/data/search]   # one table row per search kept there
 """
 from __future__ import annotations
 
@@ -83,6 +85,9 @@ def write_search(study, space: dict, sweep_dir: Path, *, holdout: list[int], pre
     trials = trial_rows(study)
     atomic_write_csv(sweep_dir / TRIALS, trials)
     compare = study.user_attrs.get("compare", {})
+    atomic_write_csv(sweep_dir / "compare.csv", pd.DataFrame(
+        [{"frontend": k, "score": v.get("score"), "error": v.get("error", "")} for k, v in compare.items()],
+        columns=["frontend", "score", "error"]))
     trajectory_plot(trials, sweep_dir / "trajectory.png", predictor, compare)
     best = top(trials, top_k)
     out = sweep_dir / "best" / "frontend" / "search"
@@ -133,7 +138,32 @@ def write_search(study, space: dict, sweep_dir: Path, *, holdout: list[int], pre
     return trials
 
 
+def summary(folder: Path) -> str:
+    """One row per search whose trials.csv and compare.csv lie in folder (docs/data/search: <name>.csv,
+    <name>-compare.csv): its budget, best point and where the best of the compared stands."""
+    lines = ["| search | trials (distinct points) | job seconds | best | its score | best compared | its score | distinct points above it |",
+             "|---|---|---|---|---|---|---|---|"]
+    for path in sorted(Path(folder).glob("*.csv")):
+        if path.stem.endswith(("-compare", "-confirm")) or not path.with_name(f"{path.stem}-compare.csv").is_file():
+            continue
+        t = pd.read_csv(path, keep_default_na=False)
+        c = pd.read_csv(path.with_name(f"{path.stem}-compare.csv")).dropna(subset=["score"])
+        done = t[t["state"] == "complete"]
+        distinct = done[done["same_as"] == ""]
+        b = top(t, 1).iloc[0]
+        cb = c.sort_values("score", ascending=False).iloc[0] if len(c) else None
+        above = int((distinct["score"] > cb["score"]).sum()) if cb is not None else 0
+        lines.append(f"| {path.stem} | {len(done)} ({len(distinct)}) | {pd.to_numeric(t['seconds']).sum():.0f} | {b['frontend']} | "
+                     f"{100 * b['score']:.1f} | {'' if cb is None else cb['frontend']} | {'' if cb is None else f'{100 * cb.score:.1f}'} | {above} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["--summary"]:
+        print(summary(Path(argv[1] if len(argv) > 1 else "docs/data/search")), end="")
+        return 0
     parser = argparse.ArgumentParser(prog="python -m elmarc.search.report", description=__doc__.split("\n")[0])
     parser.add_argument("sweep_dir")
     parser.add_argument("--study-name", default=None)

@@ -59,6 +59,16 @@ def test_a_small_search_finds_the_design_the_task_was_built_for(tmp_path, task, 
         assert set(rows["fold"].astype(str)) == {"0", "1", "2"} and scored[other]["score"] == rows["accuracy"].mean()
     text = (sweep / "search.md").read_text()
     assert ("Where the compared front-ends stand" in text) == bool(compare)
+    if compare:       # the results-as-data summary: one row per kept search
+        from elmarc.search.report import summary
+
+        kept = tmp_path / "kept"
+        kept.mkdir()
+        (kept / "s.csv").write_bytes((sweep / "trials.csv").read_bytes())
+        (kept / "s-compare.csv").write_bytes((sweep / "compare.csv").read_bytes())
+        row = summary(kept).splitlines()[2].split(" | ")
+        best_other = max(compare, key=lambda c: scored[c]["score"])
+        assert row[3] == best["frontend"] and row[5] == best_other and float(row[4]) == round(100 * best["score"], 1)
     assert "without folds [3, 4]" in text and f"search/{name}" in text and (sweep / "trajectory.png").stat().st_size > 0
 
 
