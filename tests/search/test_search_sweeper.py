@@ -110,3 +110,28 @@ def test_a_study_made_by_another_search_is_refused(tmp_path):
     proc = run_cli([*search_args("timbre", sweep, trials=1)], tmp_path / "cache", check=False)
     assert proc.returncode != 0
     assert "was made by another search (its fixed_overrides differ)" in proc.stderr + proc.stdout
+
+
+def test_a_proxy_scores_the_candidates_when_named(tmp_path):
+    """predictor=params: each trial's score is the parameter count of the model the proxies score, the front-end
+    and its linear read-out over the 4 classes (a known answer)."""
+    from elmarc.frontends import FrontendFactory
+    from elmarc.search import space as spaces
+
+    sweep = tmp_path / "search"
+    run_cli([*search_args("rhythm", sweep, trials=3), "hydra.sweeper.predictor=params"], tmp_path / "cache")
+    trials = pd.read_csv(sweep / "trials.csv", keep_default_na=False)
+    space = spaces.check(load_space())
+    shape = {"n_samples": 72000, "n_frames": 282, "n_mels": 96}
+    for r in trials.itertuples():
+        cfg = compose_cfg(spaces.frontend_overrides(space, r.template, json.loads(r.point)))
+        model = FrontendFactory.of(cfg.frontend, "small", 0, shape).build()
+        assert r.score == sum(p.numel() for p in model.parameters()) + model.feature_dim * 4 + 4
+    overrides = json.loads((sweep / "trial-0000" / "status.json").read_text())["overrides"]
+    assert {"stage='extract,proxies'", "proxies.names=[params]", "objective=params"} <= set(overrides)
+
+
+def load_space():
+    import yaml
+
+    return yaml.safe_load((USER_CONF / "space" / "two_designs.yaml").read_text())
