@@ -104,14 +104,6 @@ def test_a_killed_search_resumes_where_it_stopped(tmp_path):
     assert len(load(sweep).trials) == 5
 
 
-def test_a_study_made_by_another_search_is_refused(tmp_path):
-    sweep = tmp_path / "search"
-    run_cli(search_args("rhythm", sweep, trials=1), tmp_path / "cache")
-    proc = run_cli([*search_args("timbre", sweep, trials=1)], tmp_path / "cache", check=False)
-    assert proc.returncode != 0
-    assert "was made by another search (its fixed_overrides differ)" in proc.stderr + proc.stdout
-
-
 def test_a_proxy_scores_the_candidates_when_named(tmp_path):
     """predictor=params: each trial's score is the parameter count of the model the proxies score, the front-end
     and its linear read-out over the 4 classes (a known answer)."""

@@ -157,3 +157,15 @@ def test_holdout_and_objective_mistakes_are_told_before_any_work(tmp_path):
         plan_job(compose_cfg([*TINY, "objective=snip"], tmp_path))
     with pytest.raises(ConfigError, match="objective='bogus'"):
         plan_job(compose_cfg([*TINY, "objective=bogus"], tmp_path))
+
+
+def test_a_study_made_by_another_search_is_refused(tmp_path):
+    """The study records its definition; the same one resumes it, another is refused naming what differs."""
+    s = SearchSweeperImpl()
+    s.sweep_dir = tmp_path
+    study = optuna.create_study(study_name="st")
+    first = s.definition({"name": "two"}, ["dataset=synthetic", "dataset.task=rhythm"], [3, 4])
+    s.claim(study, first)
+    s.claim(study, json.loads(json.dumps(first)))           # the same search: resumes
+    with pytest.raises(SearchError, match=r"was made by another search \(its fixed_overrides, holdout_folds differ\)"):
+        s.claim(study, s.definition({"name": "two"}, ["dataset=synthetic", "dataset.task=timbre"], [4]))
