@@ -158,6 +158,7 @@ CONFIRM_FROM   = $(wildcard multirun/search/$(CONFIRM_NAME)-tpe multirun/search/
 CONFIRM_TOP    = $(shell for d in $(CONFIRM_FROM); do ls $$d/best/frontend/search; done | sed 's/\.yaml$$//;s/^/search\//' | sort -u | paste -sd, -)
 CONFIRM_PATHS  = $(shell for d in $(CONFIRM_FROM); do echo file://$$(realpath $$d)/best; done | paste -sd, -)
 search-confirm: install
+	@test -n "$(CONFIRM_FROM)" || { echo "no search $(CONFIRM_NAME)-tpe or -random under multirun/search: run make search (and SEARCH_SAMPLER=random) first"; exit 2; }
 	$(PYTHON) -m elmarc.main -m hydra.searchpath=[$(CONFIRM_PATHS)] $(PROXY_DATA_$(SEARCH_DATASET)) features=small seed=0 \
 	  frontend=$(CONFIRM_TOP),$(TRAIN_FRONTENDS) protocol=nested classifier=svm,elm "stage='all,train'" recipe=$(RECIPE) \
 	  extract.progress=false recipe.progress=false hydra.sweep.dir=multirun/search/$(CONFIRM_NAME)-confirm $(EXTRA) || \
