@@ -179,14 +179,19 @@ def markdown(agree: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def wide_markdown(agree: pd.DataFrame) -> str:
+def wide_markdown(agree: pd.DataFrame, studies: dict | None = None) -> str:
     """The README's table: a row per predictor, a column per (dataset, set): Kendall tau [95%] and seconds per
-    architecture; rows in the order of the mean tau over the columns."""
+    architecture; rows in the order of the mean tau over the columns. studies: (dataset, set) -> its size, for
+    every study with rows (one with no architecture trained yet is named under the table too)."""
     def cell(r):
         return f"{r.tau:.2f} [{r.tau_low:.2f}, {r.tau_high:.2f}], {secs(r.seconds_per_architecture)} s"
 
     complete = agree[agree["n_frontends"] == agree["n_set"]]
     partial = agree[agree["n_frontends"] < agree["n_set"]].groupby(["dataset", "set"])[["n_frontends", "n_set"]].max()
+    for (ds, s), n_set in (studies or {}).items():
+        if not ((agree["dataset"] == ds) & (agree["set"] == s)).any():
+            partial.loc[(ds, s), ["n_frontends", "n_set"]] = [0, n_set]
+    partial = partial.astype(int).sort_index()
     agree = complete
     places = sorted({(r.dataset, r.set) for r in agree.itertuples()})
     order = agree.groupby("predictor")["tau"].mean().sort_values(ascending=False).index
@@ -203,6 +208,34 @@ def wide_markdown(agree: pd.DataFrame) -> str:
         lines += ["", "Not yet in this table (training under way): " + "; ".join(
             f"{ds}, {s} ({r.n_frontends} of {r.n_set} architectures trained)" for (ds, s), r in partial.iterrows()) + "."]
     return "\n".join(lines) + "\n"
+
+
+KIND_PREDICTORS = ["svm", "elm", "snip", "grad_norm", "fisher", "params", "flops", "synflow", "naswot", "jacob_cov",
+                   "trained@1epoch"]
+
+
+def input_kinds() -> dict:
+    """family/<variant> -> 'waveform' or 'spectrogram' (its template's input), for the packaged family."""
+    from ..frontends import family
+
+    return {f"family/{v['name']}": "waveform" if v["config"]["model"]["input"] == "waveform" else "spectrogram"
+            for v in family.sample(family.load())}
+
+
+def kinds_markdown(table: pd.DataFrame) -> str:
+    """Within each input kind of every fully trained family study: Kendall tau [95%] of each predictor."""
+    kinds = input_kinds()
+    lines = ["| study | input kind | architectures | " + " | ".join(KIND_PREDICTORS) + " |", "|---" * (3 + len(KIND_PREDICTORS)) + "|"]
+    for (ds, set_name), t in table[table["set"] == "family"].groupby(["dataset", "set"], sort=True):
+        if set(t.loc[t["condition"] == "trained", "frontend"]) != set(t["frontend"]):
+            continue
+        for kind in ("spectrogram", "waveform"):
+            g = t[t["frontend"].map(kinds) == kind]
+            a = agreement_table(g).set_index("predictor")
+            cells = [f"{a.loc[n, 'tau']:.2f} [{a.loc[n, 'tau_low']:.2f}, {a.loc[n, 'tau_high']:.2f}]" if n in a.index else "n/a"
+                     for n in KIND_PREDICTORS]
+            lines.append(f"| {ds}-{set_name} | {kind} | {g['frontend'].nunique()} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n" if len(lines) > 2 else ""
 
 
 def frontends_markdown(table: pd.DataFrame) -> str:
@@ -246,7 +279,11 @@ def main(argv=None) -> int:
         table = pd.concat([read_csv(p) for p in paths], ignore_index=True)
         agree = agreement_table(table)
         atomic_write_text(folder / "agreement.csv", agree.to_csv(index=False, float_format="%.6g"))
-        text = ((wide_markdown(agree) + "\n" + markdown(agree)) if len(agree) else "no study has trained rows yet\n")
+        studies = {(ds, st): set_size(st) or g["frontend"].nunique() for (ds, st), g in table.groupby(["dataset", "set"])}
+        text = ((wide_markdown(agree, studies) + "\n" + markdown(agree)) if len(agree) else "no study has trained rows yet\n")
+        kinds = kinds_markdown(table)
+        if kinds:
+            text += "\nWithin each input kind of a trained family (Kendall tau [95%]):\n\n" + kinds
         text += "\n" + frontends_markdown(table)
         for (ds, set_name), g in agree.groupby(["dataset", "set"], sort=True) if len(agree) else []:
             tau_plot(g, f"{ds}, {set_name}: {int(g.n_frontends.max())} architectures", folder / f"tau_{ds}-{set_name}.png")

@@ -85,4 +85,5 @@ def test_tables_command_reads_only_the_csvs(tmp_path):
     text = (tmp_path / "agreement.md").read_text()
     assert text.splitlines()[0] == "| predictor | toy, four (4; training 3 s) |"
     assert "half, four (3 of 4 architectures trained)" in text and "**half, four** (3 architectures of 4" in text
+    assert "other, four (0 of 4 architectures trained)" in text       # one with no training yet is named too
     assert "| d | 80.1 | 40.1 |" in text            # per front-end, trained first: mean of 0.8, 0.801, 0.802
