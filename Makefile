@@ -151,17 +151,19 @@ search: install
 	  cp $(SEARCH_DIR)/compare.csv docs/data/search/$(SEARCH_NAME)-compare.csv && \
 	  cp $(SEARCH_DIR)/search.md docs/data/search/$(SEARCH_NAME).md && cp $(SEARCH_DIR)/trajectory.png docs/data/search/$(SEARCH_NAME).png
 
-# The top k of the TPE and random searches, trained beside the ten (their training runs are the proxy study's), then
+# The top k of the TPE and random searches, trained on the held-out folds only beside the ten (their training runs
+# are the proxy study's), then
 # the held-out folds' table: multirun/search/<dataset>-<space>-<predictor>-confirm/, docs/data/search/*-confirm.csv.
 CONFIRM_NAME   = $(SEARCH_DATASET)-$(SEARCH_SPACE)-$(SEARCH_PREDICTOR)
 CONFIRM_FROM   = $(wildcard multirun/search/$(CONFIRM_NAME)-tpe multirun/search/$(CONFIRM_NAME)-random)
 CONFIRM_TOP    = $(shell for d in $(CONFIRM_FROM); do ls $$d/best/frontend/search; done | sed 's/\.yaml$$//;s/^/search\//' | sort -u | paste -sd, -)
+CONFIRM_FOLDS  = $(shell $(PYTHON) -c 'import sys; from pathlib import Path; from elmarc.search.confirm import held_out; print(str(held_out(Path(sys.argv[1]))).replace(" ", ""))' $(firstword $(CONFIRM_FROM)) 2>/dev/null)
 CONFIRM_PATHS  = $(shell for d in $(CONFIRM_FROM); do echo file://$$(realpath $$d)/best; done | paste -sd, -)
 search-confirm: install
 	@test -n "$(CONFIRM_FROM)" || { echo "no search $(CONFIRM_NAME)-tpe or -random under multirun/search: run make search (and SEARCH_SAMPLER=random) first"; exit 2; }
 	$(PYTHON) -m elmarc.main -m hydra.searchpath=[$(CONFIRM_PATHS)] $(PROXY_DATA_$(SEARCH_DATASET)) features=small seed=0 \
 	  frontend=$(CONFIRM_TOP),$(TRAIN_FRONTENDS) protocol=nested classifier=svm,elm "stage='all,train'" recipe=$(RECIPE) \
-	  extract.progress=false recipe.progress=false hydra.sweep.dir=multirun/search/$(CONFIRM_NAME)-confirm $(EXTRA) || \
+	  train_folds=$(CONFIRM_FOLDS) extract.progress=false recipe.progress=false hydra.sweep.dir=multirun/search/$(CONFIRM_NAME)-confirm $(EXTRA) || \
 	  { $(PYTHON) -m elmarc.report multirun/search/$(CONFIRM_NAME)-confirm; exit 1; }
 	$(PYTHON) -m elmarc.search.confirm multirun/search/$(CONFIRM_NAME)-confirm $(foreach d,$(CONFIRM_FROM),--search $(d)) \
 	  --out docs/data/search/$(CONFIRM_NAME)-confirm.md

@@ -323,6 +323,8 @@ class Config:
     proxies: ProxyConfig = field(default_factory=ProxyConfig)
     # folds this job never reads (their clips are left out before anything is decoded): a search's report folds
     holdout_folds: list = field(default_factory=list)
+    # outer folds the train stage trains (empty: every fold); a search's confirmation needs only its held-out folds
+    train_folds: list = field(default_factory=list)
     objective: str = "accuracy"      # what the job returns to a sweeper: the classifier's mean accuracy, or a proxy's score
     space: Any = None                # a search space (conf/space/<name>.yaml, space=<name>): read by the search sweeper
 
@@ -441,8 +443,9 @@ def check_rules(cfg: DictConfig) -> None:
         raise ConfigError(f"proxies.names={list(pc.names)}: unknown {unknown}; use a list of {list(PROXY_NAMES)}")
     if str(cfg.objective) not in ("accuracy", *PROXY_NAMES):
         raise ConfigError(f"objective={cfg.objective!r} is not allowed: use accuracy or a proxy of {list(PROXY_NAMES)}")
-    if any(not isinstance(f, int) or isinstance(f, bool) for f in cfg.holdout_folds):
-        raise ConfigError(f"holdout_folds={list(cfg.holdout_folds)}: use a list of fold numbers (0-based, as in results.csv)")
+    for key in ("holdout_folds", "train_folds"):
+        if any(not isinstance(f, int) or isinstance(f, bool) for f in cfg[key]):
+            raise ConfigError(f"{key}={list(cfg[key])}: use a list of fold numbers (0-based, as in results.csv)")
     _at_least("extract.num_workers", ex.num_workers, 0)
     if str(ex.precision) not in PRECISIONS:
         raise ConfigError(f"extract.precision={ex.precision!r} is not allowed: use one of {list(PRECISIONS)}")

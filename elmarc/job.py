@@ -40,6 +40,7 @@ class Job:
     grid: GridJob                # the classifier grid, protocol, seed and row labels
     recipe: RecipeConfig         # how the train stage trains
     proxies: ProxyConfig         # which training-free proxies the proxies (and train) stage scores
+    train_folds: tuple[int, ...] = ()   # the outer folds the train stage trains (empty: all)
 
 
 def plan_job(cfg: DictConfig) -> Job:
@@ -74,7 +75,23 @@ def plan_job(cfg: DictConfig) -> Job:
                    assignment=source.assignment())
     return Job(stages=stages, cache_dir=cache_dir, inputs=inputs, source=source, frontend=frontend, model=model,
                extraction=extraction, features=FeatureEntry.for_spec(cache_dir, spec, readable), grid=grid,
-               recipe=OmegaConf.to_object(cfg.recipe), proxies=OmegaConf.to_object(cfg.proxies))
+               recipe=OmegaConf.to_object(cfg.recipe), proxies=OmegaConf.to_object(cfg.proxies),
+               train_folds=checked_train_folds(list(cfg.train_folds), source, protocol))
+
+
+def checked_train_folds(folds: list[int], source, protocol: str) -> tuple[int, ...]:
+    """The folds train_folds names, refused (one line) where the dataset has no such fold or no folds."""
+    if not folds:
+        return ()
+    if protocol == "predefined":
+        raise ConfigError(f"train_folds={folds}: dataset {source.name!r} has predefined splits (one test split to train "
+                          f"for). Fix: leave train_folds out")
+    have = sorted(set(source.clips["fold"].astype(int)))
+    unknown = sorted(set(folds) - set(have))
+    if unknown:
+        raise ConfigError(f"train_folds={folds}: dataset {source.name!r} has no fold {unknown} (its folds: {have}). "
+                          f"Fix: name folds it has")
+    return tuple(sorted(set(folds)))
 
 
 def at_module_rate(inputs: InputConfig, model: Frontend) -> InputConfig:

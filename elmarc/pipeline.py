@@ -119,7 +119,7 @@ def run_stages(job: Job, out_dir: Path) -> dict:
                                  .mean().reset_index().itertuples()}
             if "train" in job.stages:
                 table, preds = train_stage(entry, source, job.frontend, job.inputs, job.recipe, job.grid,
-                                           job.cache_dir, prepared)
+                                           job.cache_dir, prepared, folds=job.train_folds)
                 tables.append(table)
                 predictions.append(preds)
                 result["trained_accuracy"] = float(table.loc[table["classifier"] == "trained", "accuracy"]

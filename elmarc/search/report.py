@@ -73,11 +73,12 @@ def trajectory_plot(trials: pd.DataFrame, path: Path, predictor: str, compare: d
     path.with_name(f".{path.name}.tmp.png").replace(path)
 
 
-def confirm_command(sweep_dir: Path, best: pd.DataFrame, fixed: list[str], compare: str) -> str:
+def confirm_command(sweep_dir: Path, best: pd.DataFrame, fixed: list[str], compare: str, holdout: list[int]) -> str:
     names = ",".join(f"search/{n.split('/', 1)[1]}" for n in best["frontend"])
     args = " ".join(fixed)
+    folds = f" train_folds=[{','.join(map(str, holdout))}]" if holdout else ""
     return (f"elmarc -m hydra.searchpath=[file://{sweep_dir.resolve() / 'best'}] {args} frontend={names},{compare} "
-            f"protocol=nested classifier=svm,elm \"stage='all,train'\" recipe=budget")
+            f"protocol=nested classifier=svm,elm \"stage='all,train'\" recipe=budget{folds}")
 
 
 def write_search(study, space: dict, sweep_dir: Path, *, holdout: list[int], predictor: str, top_k: int = 3) -> pd.DataFrame:
@@ -131,9 +132,10 @@ def write_search(study, space: dict, sweep_dir: Path, *, holdout: list[int], pre
             else:
                 lines.append(f"| {name} | {v['score']:.4f} | {int((done_scores > v['score']).sum())} of {len(done_scores)} |")
     if len(best):
-        lines += ["", "Their configs: `best/frontend/search/`. Confirm them by training, beside the paper's ten, on every "
-                  "fold with the nested protocol (then keep the held-out folds' rows):", "",
-                  "    " + confirm_command(sweep_dir, best, fixed, ",".join(compare) or TEN)]
+        lines += ["", "Their configs: `best/frontend/search/`. Confirm them by training, beside the paper's ten, on the "
+                  "held-out folds with the nested protocol (then `python -m elmarc.search.confirm <that sweep> --search "
+                  "<this folder>`):", "",
+                  "    " + confirm_command(sweep_dir, best, fixed, ",".join(compare) or TEN, holdout)]
     atomic_write_text(sweep_dir / "search.md", "\n".join(lines) + "\n")
     return trials
 

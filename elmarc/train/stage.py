@@ -92,10 +92,14 @@ def proxy_stage(entry: FeatureEntry, source: ClipSource, frontend: FrontendFacto
 
 
 def train_stage(entry: FeatureEntry, source: ClipSource, frontend: FrontendFactory, inputs: InputConfig,
-                recipe: RecipeConfig, grid: GridJob, cache_dir: Path, prepared=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train on every outer split; rows (trained, trained@1epoch, <grid>@trained) and per-clip predictions.
+                recipe: RecipeConfig, grid: GridJob, cache_dir: Path, prepared=None,
+                folds: tuple[int, ...] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train on every outer split (or only those of ``folds``); rows (trained, trained@1epoch, and <grid>@trained
+    where every split is trained) and per-clip predictions.
     source: the clips as extraction read them (from the decode-once audio cache where it is on)."""
-    trainer, splits, runs, n_skipped = prepared or prepare(entry, source, frontend, inputs, recipe, grid, cache_dir)
+    trainer, every, runs, n_skipped = prepared or prepare(entry, source, frontend, inputs, recipe, grid, cache_dir)
+    # the runs' cache entry is keyed by every split, so the folds trained here are the same runs a full job trains
+    splits = [s for s in every if not folds or s["outer"] in folds]
     root = runs.root
     with runs.lock():                   # the svm and elm jobs of one front-end share its training runs: one trains
         runs.begin()
@@ -122,6 +126,8 @@ def train_stage(entry: FeatureEntry, source: ClipSource, frontend: FrontendFacto
         preds[k] = grid.labels[k]
     preds["protocol"], preds["standardize"], preds["seeded"] = grid.protocol, False, True
 
+    if len(splits) < len(every):        # the grid's protocol fits across every fold's trained features
+        return e2e, preds
     grid_rows, grid_preds = trained_feature_rows(trainer, splits, root, grid)
     return pd.concat([e2e, grid_rows], ignore_index=True), pd.concat([preds, grid_preds], ignore_index=True)
 

@@ -212,3 +212,25 @@ def test_a_crafted_checkpoint_never_runs_its_payload(tmp_path):
 
     package = pathlib.Path(__file__).resolve().parents[2] / "elmarc"
     assert not [p for p in package.rglob("*.py") if "weights_only=False" in p.read_text()]
+
+
+@pytest.mark.slow
+def test_train_folds_trains_only_those_and_a_full_job_reuses_them(tmp_path):
+    """train_folds=[1]: one outer fold trained (a search's confirmation needs only its held-out folds); a job on
+    every fold afterwards trains the others and reads fold 1's runs as they are."""
+    cache = tmp_path / "cache"
+    quick = [*KILLED, "recipe.max_epochs=2", "recipe.patience=2"]
+    few = [*quick, "train_folds=[1]"]
+    run_job(few, tmp_path / "few", cache)
+    rows = pd.read_csv(tmp_path / "few" / "results.csv")
+    trained = rows[rows.classifier.isin(["trained", "trained@1epoch"])]
+    assert set(trained.fold.astype(str)) == {"1"} and not rows.classifier.str.endswith("@trained").any()
+    (fold1,) = list((cache / "trained").rglob("fold1/done.json"))
+    assert not list((cache / "trained").rglob("fold0/done.json"))
+    stamp = fold1.stat().st_mtime_ns
+    run_job(quick, tmp_path / "all", cache)
+    full = pd.read_csv(tmp_path / "all" / "results.csv")
+    assert set(full.loc[full.classifier == "trained", "fold"].astype(str)) == {"0", "1"}
+    assert full.classifier.str.endswith("@trained").any() and fold1.stat().st_mtime_ns == stamp
+    one = lambda t: t[(t.classifier == "trained") & (t.fold.astype(str) == "1")].accuracy.tolist()
+    assert one(full) == one(rows)
