@@ -86,7 +86,7 @@ def checked_train_folds(folds: list[int], source, protocol: str) -> tuple[int, .
     if protocol == "predefined":
         raise ConfigError(f"train_folds={folds}: dataset {source.name!r} has predefined splits (one test split to train "
                           f"for). Fix: leave train_folds out")
-    have = sorted(set(source.clips["fold"].astype(int)))
+    have = source.fold_ids()
     unknown = sorted(set(folds) - set(have))
     if unknown:
         raise ConfigError(f"train_folds={folds}: dataset {source.name!r} has no fold {unknown} (its folds: {have}). "

@@ -81,6 +81,10 @@ class ClipSource:
         where = self.clips.at[index, "path"] or self.clips.at[index, "clip_id"]
         return f"{where}: {type(exc).__name__}: {exc}"
 
+    def fold_ids(self) -> list[int]:
+        """The dataset's fold numbers (0-based, as in results.csv); [-1] for predefined splits."""
+        return sorted(set(self.clips["fold"].astype(int)))
+
     def without_folds(self, folds: list[int]) -> ClipSource:
         """This dataset with the clips of ``folds`` left out (a search's report folds: the search never reads
         them); refuses folds it does not have, and a dataset with predefined splits."""
@@ -90,7 +94,7 @@ class ClipSource:
         if self.scheme != "folds":
             raise DatasetError(f"holdout_folds={folds}: dataset {self.name!r} has predefined train/valid/test splits, "
                                f"not folds.\n  Fix: leave holdout_folds out (a search on it scores the valid split).")
-        have = sorted(set(self.clips["fold"].astype(int)))
+        have = self.fold_ids()
         unknown = [f for f in folds if f not in have]
         if unknown:
             raise DatasetError(f"holdout_folds={folds}: dataset {self.name!r} has no fold {unknown} (its folds: {have}, "

@@ -69,27 +69,32 @@ def searches(dirs: list[Path]) -> tuple[dict, dict, list[int]]:
     origins, scores, holdouts = {}, {}, set()
     for d in dirs:
         trials = pd.read_csv(d / "trials.csv", keep_default_na=False)
-        journal_md = (d / "search.md").read_text()
-        sampler = "random" if "sampler random" in journal_md else "tpe"
+        made_by = definition(d)
+        sampler = made_by["sampler"]
         done = trials[(trials["state"] == "complete") & (trials["same_as"] == "")]
         for r in done.itertuples():
             name = "search/" + r.frontend.split("/", 1)[1]
             if name not in origins or r.score > scores[name]:
                 origins[name], scores[name] = f"search ({sampler})", float(r.score)
-        holdouts.add(json.dumps(held_out(d)))
+        holdouts.add(json.dumps(made_by["holdout_folds"]))
     if len(holdouts) != 1:
         raise SystemExit(f"elmarc: error: the searches held out different folds ({sorted(holdouts)}): confirm them apart")
     return origins, scores, json.loads(holdouts.pop())
 
 
-def held_out(search_dir: Path) -> list[int]:
+def definition(search_dir: Path) -> dict:
+    """What made the search in search_dir (space, predictor, sampler, folds ...), from its study."""
     import optuna
 
     from .sweeper import open_storage
 
     storage = open_storage(None, search_dir)
     (summary,) = optuna.get_all_study_summaries(storage)
-    return optuna.load_study(study_name=summary.study_name, storage=storage).user_attrs["definition"]["holdout_folds"]
+    return optuna.load_study(study_name=summary.study_name, storage=storage).user_attrs["definition"]
+
+
+def held_out(search_dir: Path) -> list[int]:
+    return definition(search_dir)["holdout_folds"]
 
 
 def markdown(t: pd.DataFrame, folds: list[int], diff: str) -> str:

@@ -50,11 +50,9 @@ def top(trials: pd.DataFrame, k: int) -> pd.DataFrame:
 
 
 def trajectory_plot(trials: pd.DataFrame, path: Path, predictor: str, compare: dict | None = None) -> None:
-    import matplotlib
+    from ..report.plots import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     done = trials[trials["state"] == "complete"].sort_values("trial")
     fig, ax = plt.subplots(figsize=(6, 3.5))
     if len(done):
@@ -67,10 +65,7 @@ def trajectory_plot(trials: pd.DataFrame, path: Path, predictor: str, compare: d
     ax.set_xlabel("trial")
     ax.set_ylabel(f"score ({predictor})")
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path.with_name(f".{path.name}.tmp.png"), dpi=120)
-    plt.close(fig)
-    path.with_name(f".{path.name}.tmp.png").replace(path)
+    save_png(fig, path, dpi=120)
 
 
 def confirm_command(sweep_dir: Path, best: pd.DataFrame, fixed: list[str], compare: str, holdout: list[int]) -> str:

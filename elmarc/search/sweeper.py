@@ -92,6 +92,22 @@ def make_sampler(name: str, seed: int, n_startup_trials: int):
     raise SearchError(f"hydra.sweeper.sampler={name!r} is not allowed: use tpe or random")
 
 
+def job_overrides(fixed: list[str], frontend: list[str], extra: list[str], holdout: list[int], subdir: str) -> list[str]:
+    """One job of the search: the command line's overrides, its front-end, the predictor's, the folds it never
+    reads and its folder in the sweep."""
+    return [*fixed, *frontend, *extra, f"holdout_folds={spaces.override_value(holdout)}", f"hydra.sweep.subdir={subdir}"]
+
+
+def ask_again(study, number: int, params: dict) -> None:
+    """A trial cut short: told failed, kept out of the budget (the study's 'interrupted'), its point asked next."""
+    import optuna
+
+    study.set_user_attr("interrupted", sorted({*study.user_attrs.get("interrupted", []), number}))
+    study.tell(number, state=optuna.trial.TrialState.FAIL)
+    if params:
+        study.enqueue_trial(params, skip_if_exists=False)
+
+
 def auto_holdout(folds: list[int]) -> list[int]:
     """The last third of the folds (at least one; ESC-10's 5 folds -> its folds 4 and 5, 0-based 3 and 4)."""
     return folds[-max(1, math.ceil(len(folds) / 3)):]
@@ -128,7 +144,7 @@ class SearchSweeperImpl:
             if o.is_sweep_override():
                 raise SearchError(f"{o.input_line}: a search runs one job per trial; sweep the search itself (one "
                                   f"command per value) or put {key} in the space")
-            if key in SET_BY_SEARCH or key.split(".")[0] in ("frontend",):
+            if key in SET_BY_SEARCH or key.startswith("frontend."):
                 raise SearchError(f"{o.input_line}: the search sets {key} itself (from the space and "
                                   f"hydra.sweeper.predictor); leave it off the command line")
         return list(arguments)
@@ -142,7 +158,7 @@ class SearchSweeperImpl:
         if source.scheme != "folds":
             raise SearchError(f"dataset {source.name!r} has predefined splits: the search needs folds to hold some "
                               f"out (its trials would be scored on the test split). Fix: a dataset with folds.")
-        folds = sorted(set(source.clips["fold"].astype(int)))
+        folds = source.fold_ids()
         chosen = auto_holdout(folds) if self.holdout_folds == "auto" else sorted(int(f) for f in self.holdout_folds)
         source.without_folds(chosen)        # the dataset's own checks: folds it has, two left to score on
         return chosen
@@ -196,15 +212,14 @@ class SearchSweeperImpl:
                 subdir = f"trial-{trial.number:04d}"
                 trial.set_user_attr("job_dir", subdir)
                 jobs.append(trial)
-                launch.append([*fixed, *spaces.frontend_overrides(space, tname, point), *extra,
-                               f"holdout_folds={spaces.override_value(holdout)}", f"hydra.sweep.subdir={subdir}"])
+                launch.append(job_overrides(fixed, spaces.frontend_overrides(space, tname, point), extra, holdout, subdir))
             if jobs:
                 start = time.perf_counter()
                 try:
                     returns = self.launcher.launch(launch, initial_job_idx=jobs[0].number)
                 except BaseException:            # stopped (SIGTERM, Ctrl-C): these trials run again on resume
                     for trial in jobs:
-                        self.interrupt(study, trial)
+                        ask_again(study, trial.number, trial.params)
                     raise
                 seconds = (time.perf_counter() - start) / len(jobs)
                 for trial, ret in zip(jobs, returns):
@@ -234,8 +249,7 @@ class SearchSweeperImpl:
         todo = [c for c in self.compare if c not in have]
         if not todo:
             return
-        launch = [[*fixed, f"frontend={c}", *extra, f"holdout_folds={spaces.override_value(holdout)}",
-                   f"hydra.sweep.subdir=compare-{c}"] for c in todo]
+        launch = [job_overrides(fixed, [f"frontend={c}"], extra, holdout, f"compare-{c}") for c in todo]
         returns = self.launcher.launch(launch, initial_job_idx=10_000 + len(have))
         for c, ret in zip(todo, returns):
             try:
@@ -258,24 +272,14 @@ class SearchSweeperImpl:
                               f"or the first command again")
 
     @staticmethod
-    def interrupt(study, trial) -> None:
-        import optuna
-
-        study.set_user_attr("interrupted", sorted({*study.user_attrs.get("interrupted", []), trial.number}))
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        study.enqueue_trial(trial.params, skip_if_exists=False)
-
-    def requeue_interrupted(self, study) -> None:
+    def requeue_interrupted(study) -> None:
         """A trial left running by a process that is gone (a SIGKILL, a lost machine) is asked again."""
         import optuna
 
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             if is_dead(t.user_attrs.get("owner")):
                 log.info("trial %d was cut short (%s is gone): asked again", t.number, t.user_attrs.get("owner"))
-                study.set_user_attr("interrupted", sorted({*study.user_attrs.get("interrupted", []), t.number}))
-                study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-                if t.params:
-                    study.enqueue_trial(t.params, skip_if_exists=False)
+                ask_again(study, t.number, t.params)
 
     @staticmethod
     def counted(study) -> int:

@@ -13,10 +13,9 @@ def search_dir(tmp_path, holdout):
     d = tmp_path / "search"
     d.mkdir()
     study = optuna.create_study(study_name="s", storage=open_storage(None, d), direction="maximize")
-    study.set_user_attr("definition", {"holdout_folds": holdout})
+    study.set_user_attr("definition", {"holdout_folds": holdout, "sampler": "tpe"})
     pd.DataFrame([{"trial": 0, "state": "complete", "frontend": "space/x", "score": 0.9, "same_as": ""},
                   {"trial": 1, "state": "complete", "frontend": "space/y", "score": 0.7, "same_as": ""}]).to_csv(d / "trials.csv", index=False)
-    (d / "search.md").write_text("- predictor: svm; sampler tpe (seed 0)\n")
     return d
 
 
