@@ -15,8 +15,8 @@ import io
 import json
 import mmap
 import os
+import secrets
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -61,36 +61,23 @@ def write_failure(path: Path, exc: OSError) -> CacheWriteError:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over the target."""
-    tmp = None
     make_dirs(path.parent)
+    # named before it exists: a signal landing just after the create still finds the name to remove
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.fchmod(fd, 0o666 & ~current_umask())        # as any new file: a cache shared by a group stays readable to it
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)   # the umask applies, as to any new file
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
-        if tmp is not None:
+        if not isinstance(exc, FileExistsError):               # that name was someone else's file: leave it
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
         if isinstance(exc, OSError) and exc.errno in USER_FIXABLE:
             raise write_failure(path, exc) from exc
         raise
-
-
-def current_umask() -> int:
-    """The process's umask (read without changing it where /proc tells it)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def file_digest(path: Path) -> str:

@@ -2,6 +2,7 @@
 mid-write. After each, a rerun gives the results of an undisturbed run, and nothing damaged is read."""
 import errno
 import os
+import signal
 
 import numpy as np
 import pandas as pd
@@ -210,13 +211,47 @@ def test_a_full_disk_during_classification(tmp_path, reference, monkeypatch):
 
 
 def test_a_read_only_cache_folder(tmp_path, monkeypatch):
-    def refuse(*args, **kwargs):
-        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+    real = os.open
 
-    monkeypatch.setattr(elmarc.storage.tempfile, "mkstemp", refuse)
+    def refuse(path, flags, *args, **kwargs):
+        if str(path).endswith(".tmp"):                      # every atomic write's first step
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        return real(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(elmarc.storage.os, "open", refuse)
     with pytest.raises(CacheWriteError, match=r"(?s)the file system is read-only.*making the folder writable.*cache_dir=") as err:
         run_job(JOB, tmp_path / "a", tmp_path / "cache")
     assert isinstance(err.value, UserError)                 # one message and exit 2 on the command line
+
+
+def test_a_signal_just_after_the_temporary_is_created_leaves_nothing(tmp_path, monkeypatch):
+    """The handler runs at the first bytecode after the create returns: the temporary must already have a name
+    the cleanup knows, and the target stays as it was."""
+    from elmarc.errors import Stopped
+    from elmarc.storage import atomic_write_bytes
+    target = tmp_path / "entry" / "payload.bin"
+    atomic_write_bytes(target, b"before")
+    real = os.open
+
+    def created_then_signalled(path, flags, *args, **kwargs):
+        real(path, flags, *args, **kwargs)
+        raise Stopped(signal.SIGTERM)
+
+    monkeypatch.setattr(elmarc.storage.os, "open", created_then_signalled)
+    with pytest.raises(Stopped):
+        atomic_write_bytes(target, b"after")
+    monkeypatch.undo()
+    assert sorted(p.name for p in target.parent.iterdir()) == ["payload.bin"] and target.read_bytes() == b"before"
+
+
+def test_a_temporary_name_already_taken_is_not_removed(tmp_path, monkeypatch):
+    from elmarc.storage import atomic_write_bytes
+    taken = tmp_path / ".payload.bin.000000000000.tmp"
+    taken.write_bytes(b"someone else's")
+    monkeypatch.setattr(elmarc.storage.secrets, "token_hex", lambda n: "0" * 2 * n)
+    with pytest.raises(FileExistsError):
+        atomic_write_bytes(tmp_path / "payload.bin", b"mine")
+    assert taken.read_bytes() == b"someone else's" and not (tmp_path / "payload.bin").exists()
 
 
 def test_no_clip_vanishes_without_a_word(tmp_path):
