@@ -11,8 +11,9 @@ folds a chosen architecture's accuracy is later reported on (search.report).
 Resumable and shareable: the study lives in the sweep folder (an Optuna journal file, which several processes
 and machines may append to) and is made by one definition (space, predictor, fixed overrides, folds), refused
 under another; n_trials counts the study's finished trials, so the same command after a kill runs only the
-rest; a trial the kill cut short is asked again with its point. A point already scored is told its score
-again without a job (the feature and result caches would serve it anyway).
+rest; a trial the kill cut short is asked again with its point. Each trial's draws are seeded by the search's
+seed and the trial's number (trial_seed). A point already scored is told its score again without a job (the
+feature and result caches would serve it anyway).
 """
 from __future__ import annotations
 
@@ -90,6 +91,15 @@ def make_sampler(name: str, seed: int, n_startup_trials: int):
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     raise SearchError(f"hydra.sweeper.sampler={name!r} is not allowed: use tpe or random")
+
+
+def trial_seed(seed: int, number: int) -> int:
+    """The sampler's seed for one trial: its draws depend on the search's seed, the trial's number (unique in the
+    study, whichever process asks it) and the scores so far, so two processes sharing a study, or a search resumed
+    after a kill, never draw a trial's points again, and one process alone draws the same ones every time."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([int(seed), int(number)]).generate_state(1)[0])
 
 
 def job_overrides(fixed: list[str], frontend: list[str], extra: list[str], holdout: list[int], subdir: str) -> list[str]:
@@ -183,11 +193,8 @@ class SearchSweeperImpl:
         storage = open_storage(self.storage, self.sweep_dir)
         name = self.study_name or f"elmarc-{space.get('name', 'space')}-{self.predictor}"
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        # a process that joins or resumes the study draws on from another seed: the same seed would ask its
-        # first points again (a random search's budget spent on repeats, two processes on the same points)
-        asked = len(optuna.load_study(study_name=name, storage=storage).trials) if name in optuna.get_all_study_names(storage) else 0
         study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True,
-                                    sampler=make_sampler(self.sampler_name, self.seed + 1_000_003 * asked, self.n_startup_trials))
+                                    sampler=make_sampler(self.sampler_name, self.seed, self.n_startup_trials))
         self.claim(study, definition)
         self.requeue_interrupted(study)
         log.info("search %s: space %s (%d points), predictor %s, holdout folds %s, %d trials; storage %s",
@@ -202,6 +209,7 @@ class SearchSweeperImpl:
             launch, jobs = [], []
             for trial in batch:
                 trial.set_user_attr("owner", owner())
+                study.sampler = make_sampler(self.sampler_name, trial_seed(self.seed, trial.number), self.n_startup_trials)
                 tname, point = spaces.suggest(trial, space)
                 earlier = self.scored(study, tname, point)
                 if earlier is not None:          # the same point again: its score, no job

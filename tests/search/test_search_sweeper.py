@@ -104,6 +104,31 @@ def test_a_killed_search_resumes_where_it_stopped(tmp_path):
     assert len(load(sweep).trials) == 5
 
 
+def test_two_processes_share_one_study_through_a_parallel_launcher(tmp_path):
+    """Two commands on one sweep folder, each launching two trials at a time through joblib, ask distinct trials
+    of one study: with the random sampler a trial's point depends only on the seed and its number, so together
+    they ask exactly the points one process alone asks, and score them the same."""
+    args = [*search_args("rhythm", tmp_path / "alone", trials=6), "hydra.sweeper.sampler=random"]
+    run_cli(args, tmp_path / "cache")
+    alone = pd.read_csv(tmp_path / "alone" / "trials.csv", keep_default_na=False).set_index("trial")
+    shared = tmp_path / "shared"
+    env = {**os.environ, "ELMARC_CACHE": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1"}
+    both = [[a if not a.startswith("hydra.sweep.dir=") else f"hydra.sweep.dir={shared}" for a in args]
+            + ["hydra/launcher=local_parallel", "hydra.sweeper.n_jobs=2"] for _ in range(2)]
+    procs = [subprocess.Popen([sys.executable, "-m", "elmarc.main", *a], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for a in both]
+    for proc in procs:
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out[-3000:]
+    study = load(shared)
+    numbers = [t.number for t in study.trials]
+    assert numbers == list(range(len(numbers))) and 6 <= len(numbers) <= 8      # each may ask one batch past the budget
+    together = pd.read_csv(shared / "trials.csv", keep_default_na=False).set_index("trial")
+    common = alone.index.intersection(together.index)
+    assert list(common) == list(range(6)) and set(together["state"]) == {"complete"}
+    pd.testing.assert_frame_equal(together.loc[common, ["point", "score"]], alone.loc[common, ["point", "score"]])
+
+
 def test_a_proxy_scores_the_candidates_when_named(tmp_path):
     """predictor=params: each trial's score is the parameter count of the model the proxies score, the front-end
     and its linear read-out over the 4 classes (a known answer)."""
