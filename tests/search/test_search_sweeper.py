@@ -68,7 +68,7 @@ def test_a_small_search_finds_the_design_the_task_was_built_for(tmp_path, task, 
         (kept / "s-compare.csv").write_bytes((sweep / "compare.csv").read_bytes())
         row = summary(kept).splitlines()[2].split(" | ")
         best_other = max(compare, key=lambda c: scored[c]["score"])
-        assert row[3] == best["frontend"] and row[5] == best_other and float(row[4]) == round(100 * best["score"], 1)
+        assert row[4] == best["frontend"] and row[6] == best_other and float(row[5]) == round(100 * best["score"], 1)
     assert "without folds [3, 4]" in text and f"search/{name}" in text and (sweep / "trajectory.png").stat().st_size > 0
 
 
@@ -108,7 +108,7 @@ def test_two_processes_share_one_study_through_a_parallel_launcher(tmp_path):
     """Two commands on one sweep folder, each launching two trials at a time through joblib, ask distinct trials
     of one study: with the random sampler a trial's point depends only on the seed and its number, so together
     they ask exactly the points one process alone asks, and score them the same."""
-    args = [*search_args("rhythm", tmp_path / "alone", trials=6), "hydra.sweeper.sampler=random"]
+    args = [*search_args("rhythm", tmp_path / "alone", trials=4), "hydra.sweeper.sampler=random"]
     run_cli(args, tmp_path / "cache")
     alone = pd.read_csv(tmp_path / "alone" / "trials.csv", keep_default_na=False).set_index("trial")
     shared = tmp_path / "shared"
@@ -122,11 +122,14 @@ def test_two_processes_share_one_study_through_a_parallel_launcher(tmp_path):
         assert proc.returncode == 0, out[-3000:]
     study = load(shared)
     numbers = [t.number for t in study.trials]
-    assert numbers == list(range(len(numbers))) and 6 <= len(numbers) <= 8      # each may ask one batch past the budget
+    assert numbers == list(range(len(numbers))) and 4 <= len(numbers) <= 6      # each may ask one batch past the budget
     together = pd.read_csv(shared / "trials.csv", keep_default_na=False).set_index("trial")
     common = alone.index.intersection(together.index)
-    assert list(common) == list(range(6)) and set(together["state"]) == {"complete"}
-    pd.testing.assert_frame_equal(together.loc[common, ["point", "score"]], alone.loc[common, ["point", "score"]])
+    assert list(common) == list(range(4)) and set(together["state"]) == {"complete"}
+    # the shared run's jobs were served by the first run's cache, yet the cost they report is what computing them took
+    columns = ["point", "score", "compute_seconds"]
+    pd.testing.assert_frame_equal(together.loc[common, columns], alone.loc[common, columns])
+    assert (alone.loc[alone["same_as"] == "", "compute_seconds"] > 0).all()
 
 
 def test_a_proxy_scores_the_candidates_when_named(tmp_path):
