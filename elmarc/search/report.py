@@ -25,6 +25,7 @@ from ..storage import atomic_write_csv, atomic_write_text, make_dirs
 from . import space as spaces
 
 TRIALS = "trials.csv"
+TIE = 1e-9        # scores are means of fold accuracies: two equal ones can differ in the last bit
 TEN = "temporal,7x96,frame_level,frame_level_many,7x86,timbral_temporal,timbral_time,timbral,sample_level,vgg"
 
 
@@ -64,7 +65,8 @@ def trial_rows(study, sweep_dir: Path | None = None) -> pd.DataFrame:
 def top(trials: pd.DataFrame, k: int) -> pd.DataFrame:
     """The k best distinct points (ties: the earlier trial first)."""
     done = trials[(trials["state"] == "complete") & (trials["same_as"] == "")]
-    return done.sort_values(["score", "trial"], ascending=[False, True]).head(k)
+    order = done.assign(tied=(done["score"] / TIE).round()).sort_values(["tied", "trial"], ascending=[False, True])
+    return order.drop(columns="tied").head(k)
 
 
 def trajectory_plot(trials: pd.DataFrame, path: Path, predictor: str, compare: dict | None = None) -> None:
@@ -143,7 +145,7 @@ def write_search(study, space: dict, sweep_dir: Path, *, holdout: list[int], pre
             if v.get("score") is None:
                 lines.append(f"| {name} | failed: {v.get('error', '')[:120]} | |")
             else:
-                lines.append(f"| {name} | {v['score']:.4f} | {int((done_scores > v['score']).sum())} of {len(done_scores)} |")
+                lines.append(f"| {name} | {v['score']:.4f} | {int((done_scores > v['score'] + TIE).sum())} of {len(done_scores)} |")
     if len(best):
         lines += ["", "Their configs: `best/frontend/search/`. Confirm them by training, beside the paper's ten, on the "
                   "held-out folds with the nested protocol (then `python -m elmarc.search.confirm <that sweep> --search "
@@ -167,7 +169,7 @@ def summary(folder: Path) -> str:
         distinct = done[done["same_as"] == ""]
         b = top(t, 1).iloc[0]
         cb = c.sort_values("score", ascending=False).iloc[0] if len(c) else None
-        above = int((distinct["score"] > cb["score"]).sum()) if cb is not None else 0
+        above = int((distinct["score"] > cb["score"] + TIE).sum()) if cb is not None else 0
         lines.append(f"| {path.stem} | {len(done)} ({len(distinct)}) | {pd.to_numeric(t['seconds']).sum():.0f} | "
                      f"{pd.to_numeric(t.get('compute_seconds', pd.Series(dtype=float)), errors='coerce').sum():.0f} | {b['frontend']} | "
                      f"{100 * b['score']:.1f} | {'' if cb is None else cb['frontend']} | {'' if cb is None else f'{100 * cb.score:.1f}'} | {above} |")

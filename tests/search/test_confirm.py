@@ -54,3 +54,18 @@ def test_confirm_counts_only_the_held_out_folds_and_pairs_the_difference(tmp_pat
     m, lo, hi, n = confirm.paired_difference(confirm.held_out_predictions(c, [3, 4]), "search/x", "7x86")
     assert (m, n) == (0.25, 8) and lo <= m <= hi
     assert json.loads(json.dumps(confirm.held_out(s))) == [3, 4]
+
+
+def test_scores_equal_but_for_the_last_bit_are_ties(tmp_path):
+    """A mean of fold accuracies summed in another order differs in the last bit: that is a tie (the earlier trial
+    first), not a point above the compared front-end."""
+    from elmarc.search.report import summary, top
+
+    same = 0.7791666666666667
+    trials = pd.DataFrame([{"trial": 2, "state": "complete", "frontend": "space/a", "score": same, "same_as": "", "seconds": 1.0},
+                           {"trial": 5, "state": "complete", "frontend": "space/b", "score": np.nextafter(same, 1), "same_as": "", "seconds": 1.0},
+                           {"trial": 7, "state": "complete", "frontend": "space/c", "score": 0.8, "same_as": "", "seconds": 1.0}])
+    assert list(top(trials, 3)["trial"]) == [7, 2, 5]
+    trials.to_csv(tmp_path / "s.csv", index=False)
+    pd.DataFrame([{"frontend": "vgg", "score": same, "error": ""}]).to_csv(tmp_path / "s-compare.csv", index=False)
+    assert summary(tmp_path).splitlines()[2].split(" | ")[-1] == "1 |"
