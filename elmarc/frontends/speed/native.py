@@ -22,10 +22,10 @@ import itertools
 import logging
 import os
 import platform
+import secrets
 import shutil
 import stat
 import subprocess
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -113,8 +113,8 @@ def library_path(cxx: str, folder: Path | None = None) -> Path | None:
 
 def _compile(cxx: str, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=target.stem, suffix=".tmp", delete=False) as tmp:
-        partial = Path(tmp.name)
+    # named before the compiler creates it (the folder is this user's alone), so a signal at any point leaves nothing
+    partial = target.parent / f"{target.stem}.{secrets.token_hex(6)}.tmp"
     try:                                                # built aside, then renamed: readers never see half a file
         done = subprocess.run([cxx, *compile_flags(), str(SOURCE), "-o", str(partial)], capture_output=True, text=True)
         if done.returncode != 0:

@@ -1,6 +1,7 @@
 """The native kernel (frontends/speed/native.py): the conv2d max over frequency it computes, and how it is built,
 cached, rebuilt when damaged, and left out where it cannot be built."""
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -217,3 +218,28 @@ def test_a_library_planted_by_another_user_never_runs(fresh_native, tmp_path, mo
 
 
 real_private = native.private_dir
+
+
+def test_a_signal_during_the_build_leaves_no_temporary(tmp_path, monkeypatch):
+    """The partial library is named before anything creates it: a stop the moment a file appears, or while the
+    compiler writes it, removes it."""
+    from elmarc.errors import Stopped
+
+    def compiler_stopped(cmd, **kwargs):
+        Path(cmd[-1]).write_bytes(b"half a library")        # the compiler's output, cut short
+        raise Stopped(signal.SIGTERM)
+
+    real_open = os.open
+
+    def created_then_stopped(path, flags, *args, **kwargs):
+        real_open(path, flags, *args, **kwargs)
+        raise Stopped(signal.SIGTERM)
+
+    target = tmp_path / "build" / "libelmarc.so"
+    for module, name, stub in ((native.subprocess, "run", compiler_stopped), (native.os, "open", created_then_stopped)):
+        with monkeypatch.context() as m:
+            m.setattr(module, name, stub)
+            m.setattr(native.subprocess, "run", compiler_stopped)
+            with pytest.raises(Stopped):
+                native._compile("c++", target)
+        assert list(target.parent.iterdir()) == [], name
