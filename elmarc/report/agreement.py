@@ -27,20 +27,12 @@ PLACE = ["dataset", "width", "protocol"]
 N_RESAMPLES = 2000
 
 
-def rank_agreement(a, b) -> tuple[float, float]:
-    """(Spearman's rho, Kendall's tau-b) of two score vectors over the same front-ends; NaN if one is constant."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return float("nan"), float("nan")
-    return float(stats.spearmanr(a, b).statistic), float(stats.kendalltau(a, b).statistic)
-
-
 def rank_agreements(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """rank_agreement of each row pair of a and b, (n_rows, n) each, at once: (n_rows, 2) of (rho, tau-b).
-
-    rho is Pearson's r of the average ranks and tau-b the sum over pairs of sign products over the root of
-    both untied pair counts: scipy's definitions, vectorised over the bootstrap's draws."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
+    """(Spearman's rho, Kendall's tau-b) of each row pair of a and b, (n_rows, n) score vectors over the same
+    front-ends: (n_rows, 2); NaN where a row is constant. rho is Pearson's r of the average ranks, tau-b the sum
+    over pairs of sign products over the root of both untied pair counts: scipy's definitions, vectorised so the
+    bootstrap's draws are computed at once."""
+    a, b = np.atleast_2d(np.asarray(a, float)), np.atleast_2d(np.asarray(b, float))
     out = np.full((a.shape[0], 2), np.nan)
     ok = (np.ptp(a, axis=1) > 0) & (np.ptp(b, axis=1) > 0)
     if a.shape[1] < 2 or not ok.any():
@@ -54,6 +46,12 @@ def rank_agreements(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     tau = (sa * sb).sum(1) / np.sqrt((sa * sa).sum(1) * (sb * sb).sum(1))
     out[ok] = np.column_stack([np.clip(rho, -1, 1), np.clip(tau, -1, 1)])
     return out
+
+
+def rank_agreement(a, b) -> tuple[float, float]:
+    """(Spearman's rho, Kendall's tau-b) of two score vectors over the same front-ends; NaN if one is constant."""
+    rho, tau = rank_agreements(a, b)[0]
+    return float(rho), float(tau)
 
 
 def bootstrap_interval(units_a: np.ndarray, units_b: np.ndarray, n_resamples: int = N_RESAMPLES, seed: int = 0,

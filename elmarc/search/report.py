@@ -42,6 +42,14 @@ def compute_seconds(job_dir: Path) -> float:
     return round(total, 3)
 
 
+def trial_cost(trial, sweep_dir: Path | None) -> float:
+    """compute_seconds of one trial: nothing for a repeat (no job ran), unknown without its job folder."""
+    if "same_as" in trial.user_attrs:
+        return 0.0
+    job = trial.user_attrs.get("job_dir")
+    return compute_seconds(Path(sweep_dir) / job) if sweep_dir is not None and job else float("nan")
+
+
 def trial_rows(study, sweep_dir: Path | None = None) -> pd.DataFrame:
     """One row per trial asked; compute_seconds needs the trials' job folders (sweep_dir)."""
     rows = []
@@ -54,8 +62,7 @@ def trial_rows(study, sweep_dir: Path | None = None) -> pd.DataFrame:
         rows.append({"trial": t.number, "state": state, "template": tname, "point": json.dumps(point, sort_keys=True),
                      "frontend": spaces.name_of(tname, point), "score": t.value if t.value is not None else float("nan"),
                      "seconds": t.user_attrs.get("seconds", float("nan")),
-                     "compute_seconds": (0.0 if "same_as" in t.user_attrs else compute_seconds(Path(sweep_dir) / t.user_attrs["job_dir"])
-                                         if sweep_dir is not None and t.user_attrs.get("job_dir") else float("nan")),
+                     "compute_seconds": trial_cost(t, sweep_dir),
                      "same_as": t.user_attrs.get("same_as", ""),
                      "job_dir": t.user_attrs.get("job_dir", ""), "error": t.user_attrs.get("error", "")})
     return pd.DataFrame(rows, columns=["trial", "state", "template", "point", "frontend", "score", "seconds",
@@ -171,7 +178,7 @@ def summary(folder: Path) -> str:
         cb = c.sort_values("score", ascending=False).iloc[0] if len(c) else None
         above = int((distinct["score"] > cb["score"] + TIE).sum()) if cb is not None else 0
         lines.append(f"| {path.stem} | {len(done)} ({len(distinct)}) | {pd.to_numeric(t['seconds']).sum():.0f} | "
-                     f"{pd.to_numeric(t.get('compute_seconds', pd.Series(dtype=float)), errors='coerce').sum():.0f} | {b['frontend']} | "
+                     f"{pd.to_numeric(t['compute_seconds']).sum():.0f} | {b['frontend']} | "
                      f"{100 * b['score']:.1f} | {'' if cb is None else cb['frontend']} | {'' if cb is None else f'{100 * cb.score:.1f}'} | {above} |")
     return "\n".join(lines) + "\n"
 

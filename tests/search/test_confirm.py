@@ -62,9 +62,10 @@ def test_scores_equal_but_for_the_last_bit_are_ties(tmp_path):
     from elmarc.search.report import summary, top
 
     same = 0.7791666666666667
-    trials = pd.DataFrame([{"trial": 2, "state": "complete", "frontend": "space/a", "score": same, "same_as": "", "seconds": 1.0},
-                           {"trial": 5, "state": "complete", "frontend": "space/b", "score": np.nextafter(same, 1), "same_as": "", "seconds": 1.0},
-                           {"trial": 7, "state": "complete", "frontend": "space/c", "score": 0.8, "same_as": "", "seconds": 1.0}])
+    cost = {"state": "complete", "same_as": "", "seconds": 1.0, "compute_seconds": 1.0}
+    trials = pd.DataFrame([{"trial": 2, "frontend": "space/a", "score": same, **cost},
+                           {"trial": 5, "frontend": "space/b", "score": np.nextafter(same, 1), **cost},
+                           {"trial": 7, "frontend": "space/c", "score": 0.8, **cost}])
     assert list(top(trials, 3)["trial"]) == [7, 2, 5]
     trials.to_csv(tmp_path / "s.csv", index=False)
     pd.DataFrame([{"frontend": "vgg", "score": same, "error": ""}]).to_csv(tmp_path / "s-compare.csv", index=False)
