@@ -94,13 +94,13 @@ def run_stages(job: Job, out_dir: Path) -> dict:
         result["extract"] = extract_stage(entry, job.source, job.model, job.inputs, job.extraction, job.cache_dir)
         clips = entry.clip_table()
         atomic_write_csv(out_dir / "skipped.csv", clips[~clips["ok"]])
-
+    result["extract_seconds"] = entry.extraction_seconds()      # what extracting cost, whether cached now or not
     tables, predictions = [], []
     if "classify" in job.stages or ("report" in job.stages and "train" not in job.stages):
         # report alone reads the rows the classify stage cached for this job; it never fits
         table, preds = classify_stage(entry, job.grid, job.cache_dir / "results", fit="classify" in job.stages)
         # the cost of the random evaluation: extraction (once per entry) beside the grid's seconds
-        table["extract_seconds"] = entry.extraction_seconds()
+        table["extract_seconds"] = result["extract_seconds"]
         table["host"] = entry.info()["host"] if entry.is_complete() else ""
         tables.append(table)
         predictions.append(preds)

@@ -31,14 +31,15 @@ TEN = "temporal,7x96,frame_level,frame_level_many,7x86,timbral_temporal,timbral_
 
 def compute_seconds(job_dir: Path) -> float:
     """What a trial's job costs on an empty cache, as its caches recorded it (not the job's wall time, which a
-    cache hit shortens): the extraction's seconds plus the grid's (or the proxy's), summed over its folds."""
-    results, scores = job_dir / "results.csv", job_dir / "scores.csv"
-    if not results.is_file():
+    cache hit shortens): the extraction's seconds (status.json) plus the grid's (results.csv) and the proxy's
+    (scores.csv), summed over its folds."""
+    status = job_dir / "status.json"
+    if not status.is_file():
         return float("nan")
-    r = pd.read_csv(results)
-    total = float(r["extract_seconds"].iloc[0]) + float(r["grid_seconds"].sum()) if len(r) else float("nan")
-    if scores.is_file():
-        total += float(pd.read_csv(scores)["seconds"].sum())
+    total = float(json.loads(status.read_text()).get("extract_seconds", float("nan")))
+    for name, column in (("results.csv", "grid_seconds"), ("scores.csv", "seconds")):
+        if (job_dir / name).is_file():
+            total += float(pd.read_csv(job_dir / name)[column].sum())
     return round(total, 3)
 
 
