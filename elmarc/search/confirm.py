@@ -64,22 +64,30 @@ def paired_difference(pred: pd.DataFrame, a: str, b: str, classifier: str = "tra
     return m, lo, hi, len(both)
 
 
-def searches(dirs: list[Path]) -> tuple[dict, dict, list[int]]:
-    """(front-end -> which search found it, front-end -> its search score, the held-out folds all share)."""
-    origins, scores, holdouts = {}, {}, set()
+def searches(dirs: list[Path]) -> tuple[dict, dict, dict, list[int]]:
+    """(front-end -> the searches that found it, front-end -> its best search score, search -> its front-ends best
+    first, the held-out folds all share). The ten's scores are the searches' compare.csv: the same predictor on the
+    same folds, so the ten's pick by that score stands beside the search's."""
+    found_by, scores, ranked, holdouts = {}, {}, {}, set()
     for d in dirs:
         trials = pd.read_csv(d / "trials.csv", keep_default_na=False)
         made_by = definition(d)
-        sampler = made_by["sampler"]
         done = trials[(trials["state"] == "complete") & (trials["same_as"] == "")]
+        done = done.sort_values(["score", "trial"], ascending=[False, True])
+        ranked[f"search ({made_by['sampler']})"] = ["search/" + f.split("/", 1)[1] for f in done["frontend"]]
         for r in done.itertuples():
             name = "search/" + r.frontend.split("/", 1)[1]
-            if name not in origins or r.score > scores[name]:
-                origins[name], scores[name] = f"search ({sampler})", float(r.score)
+            found_by.setdefault(name, []).append(made_by["sampler"])
+            scores[name] = max(float(r.score), scores.get(name, -np.inf))
+        if (d / "compare.csv").exists():
+            compared = pd.read_csv(d / "compare.csv", keep_default_na=False)
+            for r in compared[compared["error"] == ""].itertuples():
+                scores[r.frontend] = max(float(r.score), scores.get(r.frontend, -np.inf))
         holdouts.add(json.dumps(made_by["holdout_folds"]))
     if len(holdouts) != 1:
         raise SystemExit(f"elmarc: error: the searches held out different folds ({sorted(holdouts)}): confirm them apart")
-    return origins, scores, json.loads(holdouts.pop())
+    origins = {name: f"search ({', '.join(samplers)})" for name, samplers in found_by.items()}
+    return origins, scores, ranked, json.loads(holdouts.pop())
 
 
 def definition(search_dir: Path) -> dict:
@@ -110,6 +118,40 @@ def markdown(t: pd.DataFrame, folds: list[int], diff: str) -> str:
     return "\n".join(lines + ["", diff]) + "\n"
 
 
+def differences(pred: pd.DataFrame, t: pd.DataFrame, ranked: dict[str, list[str]]) -> str:
+    """The paired trained-accuracy differences a search is judged by, one line each. Each search's pick (its best
+    search score among the front-ends trained) against the best of the ten trained (chosen on these folds, which
+    favours the ten) and against the ten's pick by the same search score (what a user without the search would
+    train); with two searches, their picks against each other."""
+    trained = set(t.dropna(subset=["trained"])["frontend"])
+    ten = t[(t["from"] == "the ten") & t["frontend"].isin(trained)]
+    picks = {o: next(f for f in names if f in trained) for o, names in ranked.items() if trained.intersection(names)}
+    if not picks or not len(ten):
+        return ""
+
+    def line(a: str, b: str, what: str) -> str:
+        m, lo, hi, n = paired_difference(pred, a, b)
+        return f"{what}: {100 * m:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}], paired over {n} clips."
+
+    best_ten = ten.iloc[0]["frontend"]
+    scored_ten = ten.dropna(subset=["search_score"]).sort_values("search_score", ascending=False, kind="stable")
+    lines = []
+    ten_pick = scored_ten.iloc[0] if len(scored_ten) else None
+    same = ten_pick is not None and ten_pick["frontend"] == best_ten
+    for origin, pick in picks.items():
+        who = "The search's pick" if len(picks) == 1 else f"{origin}'s pick"
+        also = f", also the ten's pick by the same search score, {100 * ten_pick['search_score']:.1f}" if same else ""
+        lines.append(line(pick, best_ten, f"{who} {pick} trained minus the best of the ten trained ({best_ten}, "
+                                          f"chosen on these folds, which favours the ten{also})"))
+        if ten_pick is not None and not same:
+            lines.append(line(pick, ten_pick["frontend"], f"{who} {pick} trained minus the ten's pick by the same search "
+                                                          f"score ({ten_pick['frontend']}, {100 * ten_pick['search_score']:.1f})"))
+    if len(picks) > 1:
+        (oa, a), (ob, b) = sorted(picks.items(), key=lambda kv: kv[0] != "search (tpe)")[:2]
+        lines.append(line(a, b, f"{oa}'s pick {a} trained minus {ob}'s pick {b}"))
+    return "\n\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m elmarc.search.confirm", description=__doc__.split("\n")[0])
     parser.add_argument("confirm_dir")
@@ -117,19 +159,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help="markdown file (default <first search>/confirm.md)")
     args = parser.parse_args(argv)
     dirs = [Path(d) for d in args.search]
-    origins, scores, folds = searches(dirs)
+    origins, scores, ranked, folds = searches(dirs)
     pred = held_out_predictions(Path(args.confirm_dir), folds)
     t = table(pred, origins, scores)
-    found = t[t["from"] != "the ten"].dropna(subset=["trained"])
-    ten = t[t["from"] == "the ten"].dropna(subset=["trained"])
-    diff = ""
-    if len(found) and len(ten):
-        # the search's pick: its best search score among those trained; the ten's: the best trained (optimistic for the ten)
-        pick = found.sort_values("search_score", ascending=False).iloc[0]["frontend"]
-        best_ten = ten.iloc[0]["frontend"]
-        m, lo, hi, n = paired_difference(pred, pick, best_ten)
-        diff = (f"The search's pick {pick} trained minus the best of the ten trained ({best_ten}, chosen on these folds, "
-                f"which favours the ten): {100 * m:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}], paired over {n} clips.")
+    diff = differences(pred, t, ranked)
     out = Path(args.out) if args.out else dirs[0] / "confirm.md"
     atomic_write_text(out, markdown(t, folds, diff))
     atomic_write_csv(out.with_suffix(".csv"), t)

@@ -9,13 +9,15 @@ from elmarc.search import confirm
 from elmarc.search.sweeper import open_storage
 
 
-def search_dir(tmp_path, holdout):
-    d = tmp_path / "search"
+def search_dir(tmp_path, holdout, sampler="tpe", scores=(("space/x", 0.9), ("space/y", 0.7)), compare=None):
+    d = tmp_path / f"search-{sampler}"
     d.mkdir()
     study = optuna.create_study(study_name="s", storage=open_storage(None, d), direction="maximize")
-    study.set_user_attr("definition", {"holdout_folds": holdout, "sampler": "tpe"})
-    pd.DataFrame([{"trial": 0, "state": "complete", "frontend": "space/x", "score": 0.9, "same_as": ""},
-                  {"trial": 1, "state": "complete", "frontend": "space/y", "score": 0.7, "same_as": ""}]).to_csv(d / "trials.csv", index=False)
+    study.set_user_attr("definition", {"holdout_folds": holdout, "sampler": sampler})
+    pd.DataFrame([{"trial": i, "state": "complete", "frontend": f, "score": v, "same_as": ""}
+                  for i, (f, v) in enumerate(scores)]).to_csv(d / "trials.csv", index=False)
+    if compare:
+        pd.DataFrame([{"frontend": f, "score": v, "error": ""} for f, v in compare.items()]).to_csv(d / "compare.csv", index=False)
     return d
 
 
@@ -54,6 +56,28 @@ def test_confirm_counts_only_the_held_out_folds_and_pairs_the_difference(tmp_pat
     m, lo, hi, n = confirm.paired_difference(confirm.held_out_predictions(c, [3, 4]), "search/x", "7x86")
     assert (m, n) == (0.25, 8) and lo <= m <= hi
     assert json.loads(json.dumps(confirm.held_out(s))) == [3, 4]
+
+
+def test_each_sampler_is_judged_by_its_own_pick_against_the_best_ten_and_the_tens_pick(tmp_path):
+    """Both searches found search/y: random search's best (0.8), TPE's second (0.7).
+    The ten's pick by the search score (compare.csv) is vgg, which trains worse than 7x86: both are compared."""
+    ten = {"vgg": 0.85, "7x86": 0.6}
+    tpe = search_dir(tmp_path, [3, 4], "tpe", (("space/x", 0.9), ("space/y", 0.7)), ten)
+    rnd = search_dir(tmp_path, [3, 4], "random", (("space/y", 0.8), ("space/z", 0.75)), ten)
+    c = predictions(tmp_path, {"search/x": [1, 1, 1, 0], "search/y": [1, 1, 0, 0], "search/z": [1, 1, 1, 1],
+                               "vgg": [1, 0, 0, 0], "7x86": [1, 1, 0, 0]})
+    out = tmp_path / "confirm.md"
+    assert confirm.main([str(c), "--search", str(tpe), "--search", str(rnd), "--out", str(out)]) == 0
+    by = pd.read_csv(out.with_suffix(".csv")).set_index("frontend")
+    assert by.loc["vgg", "search_score"] == 0.85 and by.loc["search/y", "search_score"] == 0.8
+    assert by.loc["search/y", "from"] == "search (tpe, random)" and by.loc["search/z", "from"] == "search (random)"
+    text = out.read_text()
+    # on the 8 held-out clips: x 6, y 4, z 8, vgg 2, 7x86 4; a pick is by search score, so z (best trained) is not one
+    assert "search (tpe)'s pick search/x trained minus the best of the ten trained (7x86, chosen" in text
+    assert "search (tpe)'s pick search/x trained minus the ten's pick by the same search score (vgg, 85.0): +50.0 points" in text
+    assert "search (random)'s pick search/y trained minus the best of the ten trained (7x86, chosen on these folds, which favours the ten): +0.0 points" in text
+    assert "search (random)'s pick search/y trained minus the ten's pick by the same search score (vgg, 85.0): +25.0 points" in text
+    assert "search (tpe)'s pick search/x trained minus search (random)'s pick search/y: +25.0 points" in text
 
 
 def test_scores_equal_but_for_the_last_bit_are_ties(tmp_path):
