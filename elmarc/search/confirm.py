@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..storage import atomic_write_csv, atomic_write_text
+from .report import top
 
 CLASSIFIERS = ("svm", "elm", "trained")
 N_BOOT = 2000
@@ -72,13 +73,12 @@ def searches(dirs: list[Path]) -> tuple[dict, dict, dict, list[int]]:
     for d in dirs:
         trials = pd.read_csv(d / "trials.csv", keep_default_na=False)
         made_by = definition(d)
-        done = trials[(trials["state"] == "complete") & (trials["same_as"] == "")]
-        done = done.sort_values(["score", "trial"], ascending=[False, True])
-        ranked[f"search ({made_by['sampler']})"] = ["search/" + f.split("/", 1)[1] for f in done["frontend"]]
-        for r in done.itertuples():
-            name = "search/" + r.frontend.split("/", 1)[1]
+        done = top(trials, len(trials))
+        names = ["search/" + f.split("/", 1)[1] for f in done["frontend"]]
+        ranked[f"search ({made_by['sampler']})"] = names
+        for name, score in zip(names, done["score"]):
             found_by.setdefault(name, []).append(made_by["sampler"])
-            scores[name] = max(float(r.score), scores.get(name, -np.inf))
+            scores[name] = max(float(score), scores.get(name, -np.inf))
         if (d / "compare.csv").exists():
             compared = pd.read_csv(d / "compare.csv", keep_default_na=False)
             for r in compared[compared["error"] == ""].itertuples():
